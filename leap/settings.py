@@ -1,0 +1,91 @@
+"""LEAP's one typed settings object, read from ``LEAP_*`` environment variables."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Every knob LEAP has; each field's env name is ``LEAP_`` + its upper-cased name."""
+
+    model_config = SettingsConfigDict(env_prefix="LEAP_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092",
+        description="Kafka bootstrap servers, comma-separated host:port.",
+    )
+    schema_registry_url: str | None = Field(
+        None,
+        description="Confluent-compatible schema registry. Unset: Avro single-object encoding.",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding indicator state.")
+    redis_prefix: str = Field("leap:", description="Prefix of every Redis key LEAP writes.")
+
+    timezone: str = Field(
+        "Europe/London", description="The institution's time zone: days are local days here."
+    )
+    clock: Literal["wall", "event"] = Field(
+        "wall",
+        description="wall: a day closes on the wall clock (live). event: when event time "
+        "passes the day's end (replaying a term gives the same result as living it).",
+    )
+    day_close_grace: timedelta = Field(
+        timedelta(hours=2),
+        description="How long after local midnight a day stays open for late feeds.",
+    )
+    tick_interval: float = Field(
+        30.0, description="Seconds between wall-clock ticks that close days (clock=wall)."
+    )
+
+    students: Path = Field(
+        Path("students.csv"),
+        description="Reference data: student_id,course,year,mode,department,tutor_id.",
+    )
+    policy: Path | None = Field(
+        None, description="Scoring policy TOML; unset: the policy shipped with LEAP."
+    )
+
+    app_id: str = Field("leap", description="Faust application id (consumer group).")
+    activity_topic: str = "leap.activity"
+    dead_letter_topic: str = "leap.dead-letter"
+    indicator_changes_topic: str = "leap.indicator-changes"
+    cohort_scores_topic: str = "leap.cohort-scores"
+    partitions: int = Field(8, ge=1, description="Partitions of leap.activity (and tables).")
+    replication_factor: int = Field(1, ge=1, description="Replication of topics LEAP creates.")
+
+    batch_size: int = Field(2000, ge=1, description="Events taken per worker batch.")
+    batch_within: float = Field(0.5, gt=0, description="Seconds to wait to fill a batch.")
+    max_event_bytes: int = Field(65536, ge=256, description="Larger records are dead-lettered.")
+
+    data_dir: Path = Field(Path(".leap-data"), description="Worker local state (tables).")
+    table_store: str = Field("memory://", description="Faust table store, e.g. rocksdb://.")
+    worker_web_port: int = Field(6066, description="Port of the worker's own web server.")
+    broker_session_timeout: float = Field(
+        10.0, description="Kafka consumer session timeout (seconds)."
+    )
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises ZoneInfoNotFoundError with the bad name
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap.split(",") if s.strip()]
