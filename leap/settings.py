@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         timedelta(hours=2),
         description="How long after local midnight a day stays open for late feeds.",
     )
+    lateness_horizon_days: int = Field(
+        7, ge=0, description="Days after a day closes that its records are still kept."
+    )
     tick_interval: float = Field(
         30.0, description="Seconds between wall-clock ticks that close days (clock=wall)."
     )
@@ -69,6 +72,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".leap-data"), description="Worker local state (tables).")
     table_store: str = Field("memory://", description="Faust table store, e.g. rocksdb://.")
     worker_web_port: int = Field(6066, description="Port of the worker's own web server.")
+    producer_max_batch_size: int = Field(
+        16384, ge=1, description="Producer batch bytes (the Tansu demo broker needs 1)."
+    )
+    producer_idempotence: bool = Field(
+        True, description="Idempotent producers (off only for the Tansu demo broker)."
+    )
     broker_session_timeout: float = Field(
         10.0, description="Kafka consumer session timeout (seconds)."
     )

@@ -1,0 +1,203 @@
+"""A student's engagement record: read from Redis in one round trip, shaped for widgets.
+
+The worker owns the layout (see ``leap.state_keys``); this module only reads it. A corrupt
+day is treated as an absent one (logged), because one bad field must not hide the rest of
+the record; a corrupt indicator hash cannot be shown at all without misleading.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from api.problems import ProblemError, problem_type
+from leap.state_keys import days_key, indicator_key
+from schemas.ids import is_valid_student_id
+
+__all__ = [
+    "LEVELS",
+    "MAX_WINDOW_DAYS",
+    "CorruptIndicatorError",
+    "engagement",
+    "read_state",
+    "shape_record",
+]
+
+LEVELS = ("high", "good", "partial", "low", "very_low")
+# Bounds the days list a (corrupt) window_days could make us build; a year is plenty.
+MAX_WINDOW_DAYS = 366
+
+log = logging.getLogger(__name__)
+
+Hash = Mapping[bytes, bytes]
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class CorruptIndicatorError(ValueError):
+    """The indicator hash breaks the ``leap.state_keys`` contract."""
+
+
+def _as_of(text: str) -> date:
+    if not _ISO_DATE.fullmatch(text):
+        raise ValueError(f"not YYYY-MM-DD: {text!r}")
+    day = date.fromisoformat(text)
+    if day.year in (date.min.year, date.max.year):  # the window or tomorrow would overflow
+        raise ValueError(f"out of range: {text!r}")
+    return day
+
+
+def _finite(number: float) -> float:
+    """NaN and infinities cannot be serialised to JSON, so they count as corrupt."""
+    if not math.isfinite(number):
+        raise ValueError(f"not finite: {number!r}")
+    return number
+
+
+def _float(text: str) -> float:
+    return _finite(float(text))
+
+
+def _json_number(value: object) -> int | float:
+    """A number as the worker wrote it; bools and numeric strings are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"not a number: {value!r}")
+    return _finite(value) if isinstance(value, float) else value
+
+
+def _level(text: str) -> str:
+    if text not in LEVELS:
+        raise ValueError(f"unknown indicator: {text!r}")
+    return text
+
+
+def _label(text: str) -> str:
+    if not text:
+        raise ValueError("empty label")
+    return text
+
+
+def _window(text: str) -> int:
+    days = int(text)
+    if not 1 <= days <= MAX_WINDOW_DAYS:
+        raise ValueError(f"window_days out of range: {days}")
+    return days
+
+
+_INDICATOR_FIELDS: dict[str, Callable[[str], Any]] = {
+    "indicator": _level,
+    "label": _label,
+    "score": _float,
+    "reference_score": _float,
+    "as_of": _as_of,
+    "window_days": _window,
+    "policy_version": str,
+    "course": str,
+    "year": int,
+    "updated_at": str,
+}
+
+
+def _indicator(raw: Hash) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for field, parse in _INDICATOR_FIELDS.items():
+        value = raw.get(field.encode())
+        if value is None:
+            raise CorruptIndicatorError(f"missing field {field!r}")
+        try:
+            parsed[field] = parse(value.decode())
+        except ValueError as exc:  # UnicodeDecodeError is one too
+            raise CorruptIndicatorError(f"field {field!r}: {exc}") from exc
+    return parsed
+
+
+def _day_value(raw: bytes) -> tuple[float, dict[str, int | float]]:
+    doc = json.loads(raw)
+    if not isinstance(doc, dict) or not isinstance(doc.get("sources"), dict):
+        raise ValueError("expected {'engagement': number, 'sources': {source: total}}")
+    sources = {source: _json_number(total) for source, total in doc["sources"].items()}
+    return float(_json_number(doc.get("engagement"))), sources
+
+
+def _day(student_id: str, days: Hash, day: date) -> dict[str, Any] | None:
+    """The day's entry, or None when absent or unreadable (which is logged)."""
+    raw = days.get(day.isoformat().encode())
+    if raw is None:
+        return None
+    try:
+        engagement, sources = _day_value(raw)
+    except (ValueError, OverflowError, RecursionError) as exc:
+        log.warning("Skipping corrupt day %s of student %s: %s", day, student_id, exc)
+        return None
+    return {"date": day.isoformat(), "engagement": engagement, "sources": sources}
+
+
+def shape_record(student_id: str, indicator: Hash, days: Hash) -> dict[str, Any]:
+    """The response body: the indicator plus every day of its window, oldest first."""
+    fields = _indicator(indicator)
+    as_of: date = fields["as_of"]
+    window: int = fields["window_days"]
+    first = as_of - timedelta(days=window - 1)
+    window_days = []
+    for offset in range(window):
+        day = first + timedelta(days=offset)
+        entry = _day(student_id, days, day)
+        window_days.append(entry or {"date": day.isoformat(), "engagement": 0.0, "sources": {}})
+    return {
+        "student_id": student_id,
+        **fields,
+        "as_of": as_of.isoformat(),
+        "days": window_days,
+        "today_so_far": _day(student_id, days, as_of + timedelta(days=1)),
+    }
+
+
+async def read_state(redis: Redis, prefix: str, student_id: str) -> tuple[Hash, Hash]:
+    """Both hashes in one MULTI round trip, so the days always match the indicator."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hgetall(indicator_key(prefix, student_id))
+        pipe.hgetall(days_key(prefix, student_id))
+        indicator, days = await pipe.execute()
+    return indicator, days
+
+
+async def engagement(request: Request) -> JSONResponse:
+    """GET /v1/students/{student_id}/engagement."""
+    student_id: str = request.path_params["student_id"]
+    if not is_valid_student_id(student_id):
+        raise ProblemError(
+            400,
+            "Invalid student id",
+            "A student id is 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit.",
+            type_=problem_type("invalid-student-id"),
+        )
+    prefix: str = request.app.state.settings.redis_prefix
+    indicator, days = await read_state(request.app.state.redis, prefix, student_id)
+    if not indicator:
+        raise ProblemError(
+            404,
+            "Unknown student",
+            f"There is no indicator yet for student {student_id}.",
+            type_=problem_type("unknown-student"),
+        )
+    try:
+        body = shape_record(student_id, indicator, days)
+    except CorruptIndicatorError as exc:
+        log.error("Corrupt indicator for student %s: %s", student_id, exc)
+        raise ProblemError(
+            500,
+            "Indicator unreadable",
+            "The stored indicator for this student cannot be read; this has been logged.",
+            type_=problem_type("corrupt-indicator"),
+        ) from exc
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,201 @@
+"""The ``leap`` command: each piece of LEAP alone, or all of it at once (``leap dev``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+from leap.settings import Settings
+
+__all__ = ["main"]
+
+app = typer.Typer(
+    help="LEAP: learner engagement indicators from what students do.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+import_app = typer.Typer(help="Publish data to LEAP's topics.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+err = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        _fail(f"invalid LEAP_* setting:\n{exc}")
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def dev(
+    students: Annotated[int, typer.Option(help="Synthetic students to create.")] = 2000,
+    days: Annotated[int, typer.Option(help="Simulated days of term to feed.")] = 21,
+    exit_when_done: Annotated[
+        bool, typer.Option("--exit", help="Stop once the indicators are shown.")
+    ] = False,
+) -> None:
+    """Run everything on one machine: broker, Redis, worker, API and a synthetic cohort."""
+    from leap.dev import run_dev
+
+    try:
+        run_dev(_settings(), students=students, days=days, stay=not exit_when_done)
+    except RuntimeError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def broker(
+    kafka: Annotated[
+        bool, typer.Option("--kafka", help="Apache Kafka from Maven Central, not Tansu.")
+    ] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Kafka log directory (kept across restarts).")
+    ] = None,
+) -> None:
+    """Run a single-node broker in the foreground until Ctrl-C."""
+    from leap.brokers import BrokerError, KafkaBroker, TansuBroker
+
+    try:
+        running = KafkaBroker(data_dir=data_dir) if kafka else TansuBroker()
+        with running:
+            kind = "Apache Kafka" if kafka else "Tansu (memory only: nothing survives a restart)"
+            err.print(f"{kind} on [bold]{running.bootstrap}[/bold]")
+            err.print(f"export LEAP_KAFKA_BOOTSTRAP={running.bootstrap}")
+            _wait_for_interrupt()
+    except BrokerError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def worker(
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Run one stream worker (configured by LEAP_* variables)."""
+    from streams.worker import run_worker
+
+    try:
+        run_worker(_settings(), loglevel=loglevel)
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def api() -> None:
+    """Serve the query API (configured by LEAP_* variables)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+
+
+@import_app.command("events")
+def import_events(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines.")],
+    ticks: Annotated[
+        bool,
+        typer.Option(help="Move event time on for every partition (for clock=event)."),
+    ] = False,
+    until: Annotated[
+        datetime | None,
+        typer.Option(help="With --ticks: finally move event time to this instant."),
+    ] = None,
+) -> None:
+    """Publish canonical ActivityEvents to leap.activity; bad lines go to leap.dead-letter."""
+    from connectors.events_file import FileReader
+    from connectors.publisher import ActivityPublisher
+    from streams.topics import ensure_topics
+
+    settings = _settings()
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=settings.zone)
+    reader = FileReader(file, ticks=ticks, until=until)
+
+    async def run() -> int:
+        await ensure_topics(settings)
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress:
+            task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+            async with ActivityPublisher(settings) as publisher:
+                return await publisher.publish(
+                    reader.items(),
+                    on_sent=lambda n: progress.update(task, completed=reader.bytes_read),
+                )
+
+    try:
+        published = asyncio.run(run())
+    except RuntimeError as exc:
+        _fail(str(exc))
+    summary = reader.summary
+    err.print(f"read {summary.read}, published {published}, rejected {summary.rejected.total()}")
+    for reason, count in sorted(summary.rejected.items()):
+        err.print(f"  rejected {reason}: {count} (on {settings.dead_letter_topic})")
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines.")],
+    students: Annotated[Path, typer.Option(exists=True, help="STUDENTS.csv")],
+    as_of: Annotated[str, typer.Option("--as-of", help="Local date YYYY-MM-DD.")],
+    policy: Annotated[Path | None, typer.Option(help="Policy TOML (default: built-in).")] = None,
+) -> None:
+    """Score a file of events in batch: one JSON line per student (the stream's oracle)."""
+    from connectors.events_file import FileReader
+    from connectors.publisher import Rejected, Tick
+    from leap.policy import load_policy
+    from leap.reference import load_students
+    from leap.replay import DailyTotalsBook, indicators_as_of
+
+    settings = _settings()
+    try:
+        day = date.fromisoformat(as_of)
+        rules = load_policy(policy)
+        reference = load_students(students)
+    except ValueError as exc:
+        _fail(str(exc))
+    reader = FileReader(file)
+    book = DailyTotalsBook(settings.zone)
+    for item in reader.items():
+        if not isinstance(item, Rejected | Tick):
+            book.add(item)
+    for result in indicators_as_of(book, reference, rules, day):
+        sys.stdout.write(json.dumps(result) + "\n")
+    rejected = reader.summary.rejected.total()
+    err.print(
+        f"{reader.summary.read} events read, {book.duplicates} duplicates, "
+        f"{rejected} rejected; {len(reference)} students as of {day}"
+    )
+
+
+def _wait_for_interrupt() -> None:
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+
+
+def main() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Students' reference data (course, year, mode) and which partition each lives on."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka.partitioner import murmur2
+
+from schemas.ids import is_valid_student_id
+
+__all__ = ["REQUIRED_COLUMNS", "Student", "load_students", "partition_for", "students_by_partition"]
+
+REQUIRED_COLUMNS = ("student_id", "course", "year", "mode", "department", "tutor_id")
+MODES = ("full-time", "part-time")
+
+
+@dataclass(frozen=True)
+class Student:
+    student_id: str
+    course: str
+    year: int
+    mode: str
+    department: str
+    tutor_id: str
+
+    @property
+    def cohort(self) -> str:
+        """Course + year of study: the group a student is compared with."""
+        return f"{self.course}|{self.year}"
+
+
+def load_students(path: Path) -> dict[str, Student]:
+    """Read STUDENTS.csv; a bad row stops the load with its line number and the fix."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(
+            f"cannot read students file {path}: {exc.strerror} "
+            "(set LEAP_STUDENTS to a CSV with columns " + ",".join(REQUIRED_COLUMNS) + ")"
+        ) from exc
+    reader = csv.DictReader(text.splitlines())
+    missing = set(REQUIRED_COLUMNS) - set(reader.fieldnames or ())
+    if missing:
+        raise ValueError(f"{path}: missing columns {sorted(missing)}")
+    students: dict[str, Student] = {}
+    for line, row in enumerate(reader, start=2):
+        student = _student(row, f"{path}:{line}")
+        students[student.student_id] = student
+    return students
+
+
+def _student(row: Mapping[str, str], where: str) -> Student:
+    sid = row["student_id"].strip()
+    if not is_valid_student_id(sid):
+        raise ValueError(f"{where}: student_id {sid!r} is not a valid id")
+    try:
+        year = int(row["year"])
+    except ValueError:
+        raise ValueError(f"{where}: year {row['year']!r} is not a whole number") from None
+    mode = row["mode"].strip()
+    if mode not in MODES:
+        raise ValueError(f"{where}: mode {mode!r} must be one of {MODES}")
+    return Student(
+        student_id=sid,
+        course=row["course"].strip(),
+        year=year,
+        mode=mode,
+        department=row["department"].strip(),
+        tutor_id=row["tutor_id"].strip(),
+    )
+
+
+def partition_for(student_id: str, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner puts this student's events on."""
+    return (murmur2(student_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+def students_by_partition(
+    students: Iterable[Student], partitions: int
+) -> dict[int, list[Student]]:
+    by_partition: dict[int, list[Student]] = {p: [] for p in range(partitions)}
+    for student in students:
+        by_partition[partition_for(student.student_id, partitions)].append(student)
+    return by_partition

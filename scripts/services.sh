@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install (Debian, as root) and start the local services LEAP's tests and demo need:
+# Redis, PostgreSQL, and Java + Maven for the Apache Kafka that tests start themselves.
+# Idempotent: silent when all is in place, one line per action otherwise.
+set -euo pipefail
+
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+
+if ((${#missing[@]})); then
+    if ((EUID != 0)); then
+        echo "missing: ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    echo "installed ${missing[*]}"
+fi
+
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null
+    for _ in $(seq 50); do
+        redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    redis-cli -h 127.0.0.1 ping >/dev/null || { echo "redis-server did not start" >&2; exit 1; }
+    echo "started redis-server on 127.0.0.1:6379"
+fi
+
+if ! pg_isready -q -h 127.0.0.1; then
+    if ((EUID != 0)); then
+        echo "PostgreSQL is not running; start it with: sudo $0" >&2
+        exit 1
+    fi
+    version=$(pg_lsclusters -h | awk '$2 == "main" { print $1; exit }')
+    if [[ -z $version ]]; then
+        version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+        pg_createcluster "$version" main >/dev/null
+        echo "created PostgreSQL $version cluster main"
+    fi
+    pg_ctlcluster "$version" main start
+    echo "started PostgreSQL $version main"
+fi

@@ -1,0 +1,221 @@
+"""Activity events in; per-student daily totals and closed days out.
+
+Exactly-once *effect* on at-least-once Kafka: a (student, local date) record holds its
+per-source totals **and** the ids of the events it counted, written as one changelog
+record. After a crash either the record (with those ids) was written, so a re-read
+event is recognised as a duplicate, or it was not, so the event is counted afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from faust.types import EventT, TableT
+
+from leap.reference import Student, partition_for
+from leap.scoring import Policy, daily_engagement, day_end, local_date, to_milli
+from leap.settings import Settings
+from schemas.codec import AvroCodec, InvalidRecord
+from streams.clock import CLOCK_HEADER, days_to_close, last_closable_day
+from streams.current_event import processing
+from streams.day_close import DayCloser
+from streams.dead_letter import DeadLetters, header
+from streams.metrics import EVENTS
+from streams.redis_sink import RedisSink
+
+__all__ = ["ActivityProcessor", "DayRecord", "event_fingerprint", "totals_key"]
+
+log = logging.getLogger(__name__)
+
+#: Events dated further ahead than this are refused: one bad clock must not close days.
+MAX_FUTURE = timedelta(days=1)
+
+
+def totals_key(student_id: str, day: date) -> str:
+    return f"{student_id}|{day.isoformat()}"
+
+
+def event_fingerprint(event_id: str) -> str:
+    """48 bits of the event id: enough to tell apart one student-day's events, in 12 chars."""
+    return hashlib.blake2b(event_id.encode(), digest_size=6).hexdigest()
+
+
+@dataclass
+class DayRecord:
+    """One (student, local date): per-source totals in thousandths, and what was counted."""
+
+    sources: dict[str, int] = field(default_factory=dict)
+    counted: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_table(cls, value: Mapping[str, Any] | None) -> DayRecord:
+        if not value:
+            return cls()
+        return cls(dict(value["s"]), set(value["ids"]))
+
+    def to_table(self) -> dict[str, Any]:
+        return {"s": self.sources, "ids": sorted(self.counted)}
+
+
+@dataclass
+class _Batch:
+    """One batch's touched day records, so each is read and written once per batch."""
+
+    records: dict[tuple[str, date], DayRecord] = field(default_factory=dict)
+    event_for_student: dict[str, EventT] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        self.records.clear()
+        self.event_for_student.clear()
+
+
+class ActivityProcessor:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy,
+        students: Mapping[str, Student],
+        codec: AvroCodec,
+        daily_totals: TableT,
+        partition_clocks: TableT,
+        dead_letters: DeadLetters,
+        day_closer: DayCloser,
+        sink: RedisSink,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.students = students
+        self.codec = codec
+        self.daily_totals = daily_totals
+        self.partition_clocks = partition_clocks
+        self.dead_letters = dead_letters
+        self.day_closer = day_closer
+        self.sink = sink
+        self.zone = settings.zone
+        self.grace = settings.day_close_grace
+        self._watermarks: dict[int, int] = {}
+        self._next_close_ms: dict[int, int] = {}
+
+    async def process(self, events: Sequence[EventT]) -> None:
+        batch = _Batch()
+        for event in events:
+            tick = header(event.message, CLOCK_HEADER)
+            if tick is not None:
+                await self._on_tick(event, tick, batch)
+                continue
+            record = await self._accept(event)
+            if record is not None:
+                self._count(event, record, batch)
+                if self.settings.clock == "event":
+                    occurred_ms = int(record["occurred_at"].timestamp() * 1000)
+                    await self._advance(event, occurred_ms, batch)
+        await self._flush(batch)
+
+    async def _accept(self, event: EventT) -> dict[str, Any] | None:
+        """The decoded event, or None once it has been dead-lettered with its reason."""
+        message = event.message
+        value = message.value or b""
+        try:
+            record = self.codec.decode(value)
+            sid = record["student_id"]
+            if message.key != sid.encode():
+                raise InvalidRecord("wrong_key", "record key must be the student_id")
+            if partition_for(sid, self.settings.partitions) != message.partition:
+                raise InvalidRecord(
+                    "wrong_partition", "produce with Kafka's default (murmur2) partitioner"
+                )
+            if record["occurred_at"].timestamp() > time.time() + MAX_FUTURE.total_seconds():
+                raise InvalidRecord("from_future", f"occurred_at {record['occurred_at']}")
+        except InvalidRecord as exc:
+            await self.dead_letters.send(message, exc.reason, str(exc))
+            return None
+        return record
+
+    def _count(self, event: EventT, record: Mapping[str, Any], batch: _Batch) -> None:
+        sid, source = record["student_id"], record["source"]
+        day = local_date(record["occurred_at"], self.zone)
+        day_record = batch.records.get((sid, day))
+        if day_record is None:
+            day_record = DayRecord.from_table(self.daily_totals.get(totals_key(sid, day)))
+            batch.records[(sid, day)] = day_record
+        fingerprint = event_fingerprint(record["event_id"])
+        if fingerprint in day_record.counted:
+            EVENTS.labels(source, "duplicate").inc()
+            return
+        day_record.counted.add(fingerprint)
+        day_record.sources[source] = day_record.sources.get(source, 0) + to_milli(
+            record["quantity"]
+        )
+        batch.event_for_student[sid] = event
+        closed = self._last_closed(event.message.partition)
+        EVENTS.labels(source, "late" if closed and day <= closed else "counted").inc()
+
+    async def _on_tick(self, event: EventT, tick: bytes, batch: _Batch) -> None:
+        try:
+            watermark = int(tick)
+        except ValueError:
+            await self.dead_letters.send(event.message, "bad_clock_tick", repr(tick[:40]))
+            return
+        if self.settings.clock == "wall":
+            watermark = min(watermark, int(time.time() * 1000))
+        await self._advance(event, watermark, batch)
+
+    def _last_closed(self, partition: int) -> date | None:
+        state = self.partition_clocks.get(partition)
+        return date.fromisoformat(state["closed"]) if state else None
+
+    async def _advance(self, event: EventT, watermark: int, batch: _Batch) -> None:
+        """Move a partition's clock on; close every day it has passed (end + grace)."""
+        partition = event.message.partition
+        watermark = max(watermark, self._watermarks.get(partition, 0))
+        self._watermarks[partition] = watermark
+        if watermark < self._next_close_ms.get(partition, 0):
+            return
+        closed = self._last_closed(partition)
+        if closed is None:
+            first = last_closable_day(watermark, self.zone, self.grace)
+            self._set_clock(event, first, watermark)
+            return
+        days = days_to_close(closed, watermark, self.zone, self.grace)
+        if days:
+            await self._flush(batch)
+        for day in days:
+            await self.day_closer.close(event, day)
+            self._set_clock(event, day, watermark)
+        if not days:
+            self._remember_next_close(partition, closed)
+
+    def _set_clock(self, event: EventT, closed: date, watermark: int) -> None:
+        with processing(event):
+            self.partition_clocks[event.message.partition] = {
+                "closed": closed.isoformat(),
+                "watermark": watermark,
+            }
+        self._remember_next_close(event.message.partition, closed)
+
+    def _remember_next_close(self, partition: int, closed: date) -> None:
+        next_end = day_end(closed + timedelta(days=1), self.zone) + self.grace
+        self._next_close_ms[partition] = int(next_end.timestamp() * 1000)
+
+    async def _flush(self, batch: _Batch) -> None:
+        """Write each touched day record once, and its breakdown to Redis for the API."""
+        breakdowns: dict[tuple[str, date], dict[str, Any]] = {}
+        for (sid, day), day_record in batch.records.items():
+            event = batch.event_for_student.get(sid)
+            if event is None:
+                continue  # only duplicates touched it: nothing changed
+            with processing(event):
+                self.daily_totals[totals_key(sid, day)] = day_record.to_table()
+            if sid in self.students:
+                breakdowns[(sid, day)] = {
+                    "engagement": daily_engagement(day_record.sources, self.policy),
+                    "sources": {s: v / 1000 for s, v in sorted(day_record.sources.items())},
+                }
+        batch.clear()
+        await self.sink.write_days(breakdowns)

@@ -1,0 +1,98 @@
+"""Stage 1 of a day boundary: score the students on one partition, report per cohort.
+
+A cohort (course + year) spans partitions, so no one worker can band it alone. Each
+partition reports its students' scores for every cohort (empty reports too), keyed by
+cohort, and ``streams.cohort_banding`` bands a cohort once every partition reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from faust.types import EventT, TableT, TopicT
+
+from leap.reference import Student, partition_for, students_by_partition
+from leap.scoring import Policy, student_score
+from leap.settings import Settings
+from streams.current_event import processing
+from streams.metrics import DAY_CLOSE_SECONDS, DAYS_CLOSED
+from streams.redis_sink import RedisSink
+
+__all__ = ["DayCloser"]
+
+log = logging.getLogger(__name__)
+
+
+class DayCloser:
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy,
+        students: Mapping[str, Student],
+        daily_totals: TableT,
+        cohort_scores: TopicT,
+        sink: RedisSink,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.daily_totals = daily_totals
+        self.cohort_scores = cohort_scores
+        self.sink = sink
+        self.by_partition = students_by_partition(students.values(), settings.partitions)
+        self.cohorts = sorted({s.cohort for s in students.values()})
+        # Day records are kept while a late event could still change a window.
+        self.keep_days = policy.longest_window_days + settings.lateness_horizon_days
+
+    async def close(self, event: EventT, day: date) -> None:
+        """Close ``day`` for the partition ``event`` came from."""
+        partition = event.message.partition
+        started = time.perf_counter()
+        students = self.by_partition[partition]
+        reports: dict[str, dict[str, list[float]]] = {cohort: {} for cohort in self.cohorts}
+        for student in students:
+            window = self.policy.window_days(student.mode)
+            score = student_score(self._totals_of(student.student_id), day, window, self.policy)
+            reports[student.cohort][student.student_id] = [score, window]
+        for cohort, scores in reports.items():
+            await self.cohort_scores.send(
+                key=cohort.encode(),
+                value={
+                    "cohort": cohort,
+                    "as_of": day.isoformat(),
+                    "partition": partition,
+                    "partitions": self.settings.partitions,
+                    "scores": scores,
+                },
+            )
+        with processing(event):
+            self._forget_day_records(partition, day - timedelta(days=self.keep_days))
+        await self.sink.forget_days(
+            [s.student_id for s in students],
+            day - timedelta(days=self.policy.longest_window_days),
+        )
+        elapsed = time.perf_counter() - started
+        DAYS_CLOSED.inc()
+        DAY_CLOSE_SECONDS.observe(elapsed)
+        log.info(
+            "closed %s on partition %d: %d students in %.3fs",
+            day, partition, len(students), elapsed,
+        )
+
+    def _totals_of(self, student_id: str) -> Any:
+        def totals_on(day: date) -> dict[str, int] | None:
+            value = self.daily_totals.get(f"{student_id}|{day.isoformat()}")
+            return value["s"] if value else None
+
+        return totals_on
+
+    def _forget_day_records(self, partition: int, before: date) -> None:
+        """Storage limitation: drop this partition's day records older than any use."""
+        cutoff = before.isoformat()
+        for key in list(self.daily_totals.keys()):
+            sid, _, day = key.rpartition("|")
+            if day < cutoff and partition_for(sid, self.settings.partitions) == partition:
+                del self.daily_totals[key]

@@ -1,0 +1,27 @@
+"""Running one LEAP worker process (``leap worker``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import faust
+
+from leap.policy import load_policy
+from leap.reference import load_students
+from leap.settings import Settings
+from streams.app import create_app
+from streams.topics import ensure_topics
+
+__all__ = ["run_worker"]
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Check inputs, create topics, then hand the process to Faust until stopped."""
+    students = load_students(settings.students)
+    policy = load_policy(settings.policy)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings))
+    app = create_app(settings, students, policy)
+    worker = faust.Worker(app, loglevel=loglevel, loop=loop)
+    worker.execute_from_commandline()
