@@ -45,9 +45,7 @@ class Rejected:
 class ActivityPublisher:
     def __init__(self, settings: Settings, codec: AvroCodec | None = None) -> None:
         self.settings = settings
-        self.codec = codec or activity_codec(
-            settings.schema_registry_url, settings.activity_topic
-        )
+        self.codec = codec or activity_codec(settings.schema_registry_url, settings.activity_topic)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers,
             acks="all",

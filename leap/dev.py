@@ -212,7 +212,9 @@ def _print_summary(settings: Settings, as_of: date, counts: Counter[str]) -> Non
         row = [str(counts[f"{course}|{year}|{i}"]) for i in INDICATORS]
         table.add_row(course, year, *row)
     Console().print(table)
-    console.print(f"API: http://{settings.api_host}:{settings.api_port}/v1/students/{{id}}/engagement")
+    console.print(
+        f"API: http://{settings.api_host}:{settings.api_port}/v1/students/{{id}}/engagement"
+    )
     console.print(
         f"try: curl http://{settings.api_host}:{settings.api_port}/v1/students/S1000000/engagement"
     )

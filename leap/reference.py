@@ -78,9 +78,7 @@ def partition_for(student_id: str, partitions: int) -> int:
     return (murmur2(student_id.encode()) & 0x7FFFFFFF) % partitions
 
 
-def students_by_partition(
-    students: Iterable[Student], partitions: int
-) -> dict[int, list[Student]]:
+def students_by_partition(students: Iterable[Student], partitions: int) -> dict[int, list[Student]]:
     by_partition: dict[int, list[Student]] = {p: [] for p in range(partitions)}
     for student in students:
         by_partition[partition_for(student.student_id, partitions)].append(student)

@@ -79,7 +79,10 @@ class DayCloser:
         DAY_CLOSE_SECONDS.observe(elapsed)
         log.info(
             "closed %s on partition %d: %d students in %.3fs",
-            day, partition, len(students), elapsed,
+            day,
+            partition,
+            len(students),
+            elapsed,
         )
 
     def _totals_of(self, student_id: str) -> Any:

@@ -25,7 +25,11 @@ class DeadLetters:
         DEAD_LETTERS.labels(reason).inc()
         log.warning(
             "dead-lettered %s[%d]@%d: %s (%s)",
-            message.topic, message.partition, message.offset, reason, error,
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+            error,
         )
         headers: list[tuple[str, bytes]] = [
             ("leap-reason", reason.encode()),
@@ -46,4 +50,3 @@ def header(message: Message, name: str) -> bytes | None:
         if key == name:
             return bytes(value) if value is not None else b""
     return None
-

@@ -1,0 +1,250 @@
+"""End to end on Apache Kafka and Redis: the stream's indicators equal ``leap replay``'s.
+
+Twelve local days of a synthetic cohort (across the 2026-10-25 clock change) are imported
+with ``leap import events --ticks`` into a ``leap worker`` on ``clock=event``. Then, key by
+key: the indicators in Redis, the API's answers and every IndicatorChange published equal
+what ``leap replay`` computes from the same file for each as-of date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from api.app import create_app
+from connectors.synthetic import SyntheticTerm, make_students, write_students
+from leap.brokers import free_port
+from leap.reference import partition_for
+from leap.settings import Settings
+from leap.state_keys import indicator_key
+from schemas.codec import activity_codec, activity_to_json, indicator_change_codec
+from tests.integration.leap_process import leap_env, leap_running, run_leap, wait_for
+
+pytestmark = pytest.mark.integration
+
+ZONE = ZoneInfo("Europe/London")
+START = date(2026, 10, 19)  # a Monday; the clocks go back on Sunday 2026-10-25
+DAYS = 12
+LAST = START + timedelta(days=DAYS - 1)
+GRACE = timedelta(hours=2)
+PARTITIONS = 4
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    env: dict[str, str]
+    workdir: Path
+    students_csv: Path
+    events_file: Path
+    worker_log: Path
+
+
+@pytest.fixture
+def pipeline(
+    tmp_path: Path, kafka_bootstrap: str, redis_url: str, redis_prefix: str, topic_prefix: str
+) -> Iterator[Pipeline]:
+    students = make_students(250, seed=11)
+    students_csv = tmp_path / "students.csv"
+    write_students(students, students_csv)
+    events_file = tmp_path / "events.jsonl"
+    term = SyntheticTerm(students, START, DAYS, ZONE, GRACE, seed=11)
+    with events_file.open("w") as out:
+        for item in term.items():
+            if isinstance(item, dict):
+                out.write(json.dumps(activity_to_json(item)) + "\n")
+        # Input the importer must reject and park, not drop or choke on:
+        out.write("this is not json\n")
+        out.write(json.dumps({"event_id": "x", "student_id": "S1000001"}) + "\n")
+    config: dict[str, Any] = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "redis_url": redis_url,
+        "redis_prefix": redis_prefix,
+        "clock": "event",
+        "timezone": "Europe/London",
+        "day_close_grace": "PT2H",
+        "partitions": PARTITIONS,
+        "students": students_csv,
+        "app_id": f"{topic_prefix}leap",
+        "data_dir": tmp_path / "worker",
+        "worker_web_port": free_port(),
+        "activity_topic": f"{topic_prefix}leap.activity",
+        "dead_letter_topic": f"{topic_prefix}leap.dead-letter",
+        "indicator_changes_topic": f"{topic_prefix}leap.indicator-changes",
+        "cohort_scores_topic": f"{topic_prefix}leap.cohort-scores",
+        "broker_session_timeout": 6,
+    }
+    yield Pipeline(
+        settings=Settings(**config),
+        env=leap_env(**config),
+        workdir=tmp_path,
+        students_csv=students_csv,
+        events_file=events_file,
+        worker_log=tmp_path / "worker.log",
+    )
+
+
+def replay(p: Pipeline, as_of: date) -> dict[str, dict[str, Any]]:
+    out = run_leap(
+        ["replay", str(p.events_file), "--students", str(p.students_csv), "--as-of", str(as_of)],
+        p.env,
+        p.workdir,
+    )
+    return {r["student_id"]: r for r in map(json.loads, out.splitlines())}
+
+
+def redis_indicators(p: Pipeline) -> dict[str, dict[str, str]]:
+    client = redis.Redis.from_url(p.settings.redis_url, decode_responses=True)
+    keys = list(client.scan_iter(match=indicator_key(p.settings.redis_prefix, "*"), count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
+    return {state["student_id"]: state for state in pipe.execute()}
+
+
+def all_closed_as_of(p: Pipeline, day: date, expected: int) -> dict[str, dict[str, str]] | None:
+    states = redis_indicators(p)
+    done = [s for s in states.values() if s["as_of"] == day.isoformat()]
+    return states if len(done) == expected else None
+
+
+async def read_topic(settings: Settings, topic: str) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        records = []
+        while True:
+            batch = await consumer.getmany(timeout_ms=3000)
+            if not batch:
+                return records
+            for messages in batch.values():
+                records.extend(messages)
+    finally:
+        await consumer.stop()
+
+
+async def produce_poison(settings: Settings) -> None:
+    """Bytes that are not Avro, and a valid event under the wrong key: both dead-lettered."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.activity_topic, b"this is not avro", key=b"S1000001")
+        event = {
+            "event_id": "poison:wrong-key",
+            "student_id": "S1000001",
+            "source": "moodle",
+            "action": "viewed",
+            "occurred_at": datetime.combine(START, time(9), ZONE),
+            "quantity": 1.0,
+            "course_id": None,
+            "received_at": None,
+            "attributes": {},
+        }
+        wrong_key = "S1000002"
+        await producer.send_and_wait(
+            settings.activity_topic,
+            activity_codec().encode(event),
+            key=wrong_key.encode(),
+            partition=partition_for(wrong_key, settings.partitions),
+        )
+    finally:
+        await producer.stop()
+
+
+def test_stream_equals_replay_key_by_key(pipeline: Pipeline) -> None:
+    p = pipeline
+    students = {r["student_id"] for r in replay(p, START).values()}
+    until = datetime.combine(LAST + timedelta(days=1), time(0), ZONE) + GRACE
+    with leap_running(["worker", "--loglevel", "warning"], p.env, p.worker_log):
+        asyncio.run(_create_topics_then_poison(p.settings))
+        run_leap(
+            ["import", "events", str(p.events_file), "--ticks", "--until", until.isoformat()],
+            p.env,
+            p.workdir,
+        )
+        states = wait_for(
+            lambda: all_closed_as_of(p, LAST, len(students)),
+            timeout=180,
+            what=f"every student's indicator as of {LAST}",
+            log=p.worker_log,
+        )
+        changes_raw = asyncio.run(read_topic(p.settings, p.settings.indicator_changes_topic))
+        dead_letters = asyncio.run(read_topic(p.settings, p.settings.dead_letter_topic))
+
+    # 1. Redis holds exactly replay's indicators as of the last closed day.
+    expected = replay(p, LAST)
+    assert set(states) == set(expected)
+    for sid, want in expected.items():
+        got = states[sid]
+        assert got["indicator"] == want["indicator"], sid
+        assert float(got["score"]) == want["score"], sid
+        assert float(got["reference_score"]) == want["reference_score"], sid
+        assert int(got["window_days"]) == want["window_days"], sid
+    assert {s["indicator"] for s in states.values()} >= {"high", "good", "very_low"}
+
+    # 2. Every IndicatorChange equals the day-by-day changes replay implies.
+    codec = indicator_change_codec()
+    got_changes = sorted(
+        (c["student_id"], c["as_of"], c["previous_indicator"], c["indicator"], c["score"])
+        for c in (codec.decode(m.value) for m in changes_raw)
+    )
+    want_changes = []
+    previous: dict[str, str | None] = dict.fromkeys(students)
+    for offset in range(DAYS):
+        day = START + timedelta(days=offset)
+        for sid, result in sorted(replay(p, day).items()):
+            if result["indicator"] != previous[sid]:
+                want_changes.append((sid, day, previous[sid], result["indicator"], result["score"]))
+            previous[sid] = result["indicator"]
+    assert got_changes == sorted(want_changes)
+
+    # 3. Bad input was parked with its reason, not dropped and not fatal.
+    reasons = sorted(dict(m.headers)["leap-reason"].decode() for m in dead_letters)
+    assert reasons == ["not_avro", "not_json", "schema_invalid", "wrong_key"]
+
+    # 4. The API serves the same indicators.
+    asyncio.run(_check_api(p.settings, expected))
+
+
+async def _create_topics_then_poison(settings: Settings) -> None:
+    from streams.topics import ensure_topics
+
+    await ensure_topics(settings)
+    await produce_poison(settings)
+
+
+async def _check_api(settings: Settings, expected: dict[str, dict[str, Any]]) -> None:
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://leap") as client,
+    ):
+        for sid in sorted(expected)[:25]:
+            response = await client.get(f"/v1/students/{sid}/engagement")
+            assert response.status_code == 200, response.text
+            body = response.json()
+            want = expected[sid]
+            assert (body["indicator"], body["score"], body["as_of"]) == (
+                want["indicator"],
+                want["score"],
+                want["as_of"],
+            )
+            assert len(body["days"]) == want["window_days"]
+        missing = await client.get("/v1/students/NOBODY1/engagement")
+        assert missing.status_code == 404
