@@ -51,7 +51,7 @@ class ActivityPublisher:
             acks="all",
             enable_idempotence=settings.producer_idempotence,
             linger_ms=10,
-            max_batch_size=max(settings.producer_max_batch_size, 1),
+            max_batch_size=64 * 1024,
             request_timeout_ms=30_000,
         )
         self.partitions: list[int] = []

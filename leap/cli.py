@@ -44,7 +44,7 @@ def _fail(message: str) -> typer.Exit:
 @app.command()
 def dev(
     students: Annotated[int, typer.Option(help="Synthetic students to create.")] = 2000,
-    days: Annotated[int, typer.Option(help="Simulated days of term to feed.")] = 21,
+    days: Annotated[int, typer.Option(help="Simulated days of term to feed.")] = 14,
     exit_when_done: Annotated[
         bool, typer.Option("--exit", help="Stop once the indicators are shown.")
     ] = False,

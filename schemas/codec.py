@@ -92,7 +92,7 @@ class Contract:
         """Raise :class:`InvalidRecord` unless ``record`` is encodable and makes sense."""
         if not isinstance(record, Mapping):
             raise InvalidRecord("schema_invalid", f"{self.name} must be a mapping")
-        _check_student(record)
+        _check_student(record)  # first: a missing student is its own dead-letter reason
         try:
             validate(record, self.parsed, strict=True)
         except ValidationError as exc:
@@ -101,6 +101,11 @@ class Contract:
             raise InvalidRecord(
                 "schema_invalid", f"does not match {self.name}: {', '.join(fields)}"
             ) from None
+        self.check(record)
+
+    def check_domain(self, record: Mapping[str, Any]) -> None:
+        """The rules Avro cannot express (a student id's shape, a finite quantity...)."""
+        _check_student(record)
         self.check(record)
 
 
@@ -218,7 +223,9 @@ class AvroCodec:
             raise InvalidRecord("not_avro", "trailing bytes after the record")
         if not isinstance(record, dict):
             raise InvalidRecord("schema_invalid", f"not a {self.contract.name} record")
-        self.contract.validate(record)
+        # A record read with the schema conforms to it by construction; re-validating it
+        # against the schema cost a third of decode time, so only the domain rules run.
+        self.contract.check_domain(record)
         return record
 
     def _check_size(self, data: bytes) -> None:

@@ -97,5 +97,6 @@ class DayCloser:
         cutoff = before.isoformat()
         for key in list(self.daily_totals.keys()):
             sid, _, day = key.rpartition("|")
+            # cheap date test first: hashing every key for its partition is not
             if day < cutoff and partition_for(sid, self.settings.partitions) == partition:
                 del self.daily_totals[key]
