@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.publisher import Tick
 from leap.reference import REQUIRED_COLUMNS, Student
+from streams.clock import close_instant
 
 __all__ = ["COHORTS", "SyntheticTerm", "make_students", "write_students"]
 
@@ -88,13 +89,12 @@ class SyntheticTerm:
         """Each day's events, grouped by student, then a tick that closes the day."""
         rng = random.Random(self.seed)
         habits = {s.student_id: self._habit(rng) for s in self.students}
-        yield Tick(_ms(datetime.combine(self.start, time(0), self.zone) + self.grace))
+        yield Tick(_ms(close_instant(self.start - timedelta(days=1), self.zone, self.grace)))
         for offset in range(self.days):
             day = self.start + timedelta(days=offset)
             for student in self.students:
                 yield from self._day(rng, student, habits[student.student_id], day)
-            next_midnight = datetime.combine(day + timedelta(days=1), time(0), self.zone)
-            yield Tick(_ms(next_midnight + self.grace))
+            yield Tick(_ms(close_instant(day, self.zone, self.grace)))
 
     @property
     def last_day(self) -> date:

@@ -46,8 +46,11 @@ def load_students(path: Path) -> dict[str, Student]:
     if missing:
         raise ValueError(f"{path}: missing columns {sorted(missing)}")
     students: dict[str, Student] = {}
-    for line, row in enumerate(reader, start=2):
-        student = _student(row, f"{path}:{line}")
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        if None in row.values() or None in row:
+            raise ValueError(f"{where}: expected {len(reader.fieldnames or ())} fields")
+        student = _student(row, where)
         students[student.student_id] = student
     return students
 

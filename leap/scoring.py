@@ -18,6 +18,7 @@ replayed term and a live one cannot disagree about the rules.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -114,6 +115,11 @@ def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
         )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"policy is missing or mistypes {exc}") from exc
+    ratios = [b.min_ratio for b in bands]
+    numbers = [policy.absolute_reference, *ratios]
+    numbers += [n for r in sources.values() for n in (r.weight, r.cap)]
+    if not all(math.isfinite(n) for n in numbers):
+        raise ValueError("policy numbers must be finite (no nan or inf)")
     unknown = set(sources) - set(SOURCES)
     if unknown:
         raise ValueError(f"policy names unknown sources {sorted(unknown)}; known: {SOURCES}")
@@ -121,7 +127,6 @@ def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
         raise ValueError("policy weights and caps must be >= 0")
     if [b.indicator for b in bands] != list(INDICATORS):
         raise ValueError(f"policy bands must be exactly {INDICATORS}, in that order")
-    ratios = [b.min_ratio for b in bands]
     if ratios != sorted(ratios, reverse=True) or ratios[-1] != 0.0:
         raise ValueError("band min_ratio values must fall from high to very_low, ending at 0")
     if policy.absolute_reference <= 0:

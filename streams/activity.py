@@ -19,10 +19,10 @@ from typing import Any
 from faust.types import EventT, TableT
 
 from leap.reference import Student, partition_for
-from leap.scoring import Policy, daily_engagement, day_end, local_date, to_milli
+from leap.scoring import Policy, daily_engagement, local_date, to_milli
 from leap.settings import Settings
 from schemas.codec import AvroCodec, InvalidRecord
-from streams.clock import CLOCK_HEADER, days_to_close, last_closable_day
+from streams.clock import CLOCK_HEADER, close_instant, days_to_close, last_closable_day
 from streams.current_event import processing
 from streams.day_close import DayCloser
 from streams.dead_letter import DeadLetters, header
@@ -60,7 +60,7 @@ class DayRecord:
         return cls(dict(value["s"]), set(value["ids"]))
 
     def to_table(self) -> dict[str, Any]:
-        return {"s": self.sources, "ids": sorted(self.counted)}
+        return {"s": dict(self.sources), "ids": sorted(self.counted)}
 
 
 @dataclass
@@ -200,8 +200,8 @@ class ActivityProcessor:
         self._remember_next_close(event.message.partition, closed)
 
     def _remember_next_close(self, partition: int, closed: date) -> None:
-        next_end = day_end(closed + timedelta(days=1), self.zone) + self.grace
-        self._next_close_ms[partition] = int(next_end.timestamp() * 1000)
+        next_close = close_instant(closed + timedelta(days=1), self.zone, self.grace)
+        self._next_close_ms[partition] = int(next_close.timestamp() * 1000)
 
     async def _flush(self, batch: _Batch) -> None:
         """Write each touched day record once, and its breakdown to Redis for the API."""

@@ -11,13 +11,25 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from leap.scoring import local_date
+from leap.scoring import day_end, local_date
 
-__all__ = ["CLOCK_HEADER", "MAX_CATCH_UP_DAYS", "days_to_close", "last_closable_day"]
+__all__ = [
+    "CLOCK_HEADER",
+    "MAX_CATCH_UP_DAYS",
+    "close_instant",
+    "days_to_close",
+    "last_closable_day",
+]
 
 CLOCK_HEADER = "leap-clock"
 #: A worker down for longer than this closes only the most recent days on return.
 MAX_CATCH_UP_DAYS = 31
+
+
+def close_instant(day: date, zone: ZoneInfo, grace: timedelta) -> datetime:
+    """When ``day`` closes: its local end plus ``grace`` of *elapsed* time (added in UTC,
+    so a grace spanning a clock change is still two real hours, not two wall hours)."""
+    return day_end(day, zone).astimezone(UTC) + grace
 
 
 def last_closable_day(watermark_ms: int, zone: ZoneInfo, grace: timedelta) -> date:

@@ -266,22 +266,11 @@ def test_load_students_reads_a_good_file(tmp_path: Path) -> None:
             "S1000002,BA-ENGLIT,2",
             "",
             id="short-row",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AttributeError,
-                reason="BUG: DictReader fills missing fields with None; _student calls "
-                "None.strip() (AttributeError) instead of raising ValueError with file:line",
-            ),
         ),
         pytest.param(
             "S1000002,BA-ENGLIT",
             "",
             id="short-row-without-year",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=TypeError,
-                reason="BUG: int(None) raises TypeError, which _student does not catch",
-            ),
         ),
     ],
 )
@@ -293,12 +282,6 @@ def test_a_bad_row_stops_the_load_naming_file_and_line(
         load_students(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_students numbers rows with enumerate(reader, start=2), but DictReader "
-    "skips blank lines, so every row after a blank line is blamed on the wrong line; "
-    "use reader.line_num",
-)
 def test_the_line_number_counts_blank_lines(tmp_path: Path) -> None:
     path = write_csv(tmp_path, HEADER, GOOD_ROW, "", "S1000002,BA-ENGLIT,2,sandwich,LiFTS,T1")
     with pytest.raises(ValueError, match=re.escape(f"{path}:4: ")):

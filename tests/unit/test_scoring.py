@@ -404,30 +404,20 @@ def test_policy_from_mapping_rejects_a_bad_policy(change: Any, message: str) -> 
         policy_from_mapping(_with(change))
 
 
-NAN_NOT_REJECTED = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: policy_from_mapping checks `< 0` / `<= 0` / sorted(), all False for NaN, "
-    "so a TOML `nan` weight, reference or ratio is accepted",
-)
-
-
 @pytest.mark.parametrize(
     "change",
     [
         pytest.param(
             lambda d: d["sources"]["moodle"].update(weight=math.nan),
             id="nan-weight",
-            marks=NAN_NOT_REJECTED,
         ),
         pytest.param(
             lambda d: d["cohort"].update(absolute_reference=math.nan),
             id="nan-absolute-reference",
-            marks=NAN_NOT_REJECTED,
         ),
         pytest.param(
             lambda d: d["bands"][1].update(min_ratio=math.nan),
             id="nan-min-ratio",
-            marks=NAN_NOT_REJECTED,
         ),
     ],
 )

@@ -115,23 +115,15 @@ def test_the_tick_after_each_day_is_its_next_local_midnight_plus_grace() -> None
     assert after_days[0] == int(datetime(2026, 10, 26, 2, 0, tzinfo=UTC).timestamp()) * 1000
 
 
-TICK_IS_WALL_CLOCK = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ticks are `local midnight + grace` in wall-clock time; streams.clock counts "
-    "grace as elapsed time. They differ by an hour when the grace spans a DST change: "
-    "2026-03-28's tick (01:00 UTC) does not close it; 2026-10-24's comes an hour late",
-)
-
-
 @pytest.mark.parametrize(
     "start",
     [
         pytest.param(date(2026, 1, 5), id="winter"),
         pytest.param(date(2026, 7, 6), id="summer"),
         pytest.param(date(2026, 10, 26), id="after-the-clocks-go-back"),
-        pytest.param(date(2026, 3, 26), id="spans-spring-forward", marks=TICK_IS_WALL_CLOCK),
-        pytest.param(date(2026, 10, 20), id="spans-fall-back", marks=TICK_IS_WALL_CLOCK),
-        pytest.param(date(2026, 10, 25), id="opens-as-clocks-go-back", marks=TICK_IS_WALL_CLOCK),
+        pytest.param(date(2026, 3, 26), id="spans-spring-forward"),
+        pytest.param(date(2026, 10, 20), id="spans-fall-back"),
+        pytest.param(date(2026, 10, 25), id="opens-as-clocks-go-back"),
     ],
 )
 def test_each_tick_closes_exactly_the_day_before_it(start: date) -> None:
