@@ -22,5 +22,6 @@ lint: venv
 test: lint services
 	$(BIN)/pytest -q
 
-demo: venv services
+demo: venv
+	bash scripts/services.sh redis
 	$(BIN)/leap dev

@@ -1,7 +1,11 @@
 """Readiness: can this process serve data right now? Redis and the Kafka broker, probed at once.
 
-Kafka is probed with a plain TCP connect: cheap, dependency-free, and enough to tell an
-orchestrator the broker is up. Both probes are bounded so the whole check stays under ~2 s.
+Kafka is probed with a real protocol exchange (an ApiVersions v0 request), not a TCP connect:
+a proxy, load balancer or any other listener on the port accepts connections too, so only an
+answer in Kafka's wire format shows a broker is there. The request is written by hand over
+asyncio streams rather than with aiokafka's client, which logs every failed bootstrap at ERROR
+and would flood the log on each probe while a broker is down. Both probes are bounded so the
+whole check stays under ~2 s.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import struct
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
@@ -21,8 +27,14 @@ from api.problems import RETRY_AFTER_SECONDS, ProblemError, problem_type
 __all__ = ["CHECK_TIMEOUT", "KAFKA_DEFAULT_PORT", "check_kafka", "check_redis", "readiness"]
 
 CHECK_TIMEOUT = 1.5  # seconds per check; they run concurrently
-CONNECT_TIMEOUT = 1.0
 KAFKA_DEFAULT_PORT = 9092
+
+_API_VERSIONS = 18  # Kafka API keys
+_METADATA = 3
+_CLIENT_ID = b"leap-readyz"
+# A real ApiVersions v0 response is a few hundred bytes; anything far larger is not Kafka
+# (an HTTP reply's "HTTP" read as a length is ~1.2 GB), so reject it before reading it.
+_MAX_RESPONSE = 64 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +66,79 @@ def _address(server: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _connect(server: str) -> None:
+class NotKafkaError(Exception):
+    """Something answered on the bootstrap port, but not in Kafka's protocol."""
+
+
+def _api_versions_request(correlation_id: int) -> bytes:
+    """ApiVersions v0: request header v1 (key, version, correlation id, client id), no body."""
+    header = struct.pack(">hhih", _API_VERSIONS, 0, correlation_id, len(_CLIENT_ID)) + _CLIENT_ID
+    return struct.pack(">i", len(header)) + header
+
+
+def _check_api_versions(payload: bytes, correlation_id: int) -> None:
+    """Accept only a well-formed, error-free v0 response to our request from a broker.
+
+    The API list must include Metadata: a KRaft controller's listener also speaks ApiVersions,
+    but clients cannot bootstrap from it.
+    """
+    if len(payload) < 10:
+        raise NotKafkaError("short ApiVersions response")
+    got_id, error_code, count = struct.unpack_from(">ihi", payload)
+    if got_id != correlation_id:
+        raise NotKafkaError("ApiVersions response to another request")
+    if error_code != 0:
+        raise NotKafkaError(f"ApiVersions error code {error_code}")
+    if not 0 < count <= (len(payload) - 10) // 6:
+        raise NotKafkaError("malformed ApiVersions response")
+    keys = {struct.unpack_from(">h", payload, 10 + 6 * i)[0] for i in range(count)}
+    if _METADATA not in keys:
+        raise NotKafkaError("listener does not serve Metadata (not a broker)")
+
+
+async def _handshake(server: str) -> None:
+    """One ApiVersions round trip with ``server``, bounded by ``CHECK_TIMEOUT`` in all."""
     host, port = _address(server)
-    async with asyncio.timeout(CONNECT_TIMEOUT):
-        _, writer = await asyncio.open_connection(host, port)
-    writer.close()
-    with contextlib.suppress(OSError):  # the broker answered; how it hangs up is irrelevant
-        await writer.wait_closed()
+    correlation_id = random.randrange(1, 2**31)
+    async with asyncio.timeout(CHECK_TIMEOUT):
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(_api_versions_request(correlation_id))
+            await writer.drain()
+            (size,) = struct.unpack(">i", await reader.readexactly(4))
+            if not 0 < size <= _MAX_RESPONSE:
+                raise NotKafkaError(f"implausible response length {size}")
+            _check_api_versions(await reader.readexactly(size), correlation_id)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):  # how the peer hangs up is irrelevant
+                await writer.wait_closed()
 
 
 async def check_kafka(servers: Sequence[str]) -> str:
-    """``"ok"`` if any bootstrap server accepts a TCP connection, as a client needs no more."""
+    """``"ok"`` as soon as any bootstrap server answers ApiVersions, as a client needs no more.
+
+    Servers are probed concurrently; the first good answer cancels the rest, so one dead
+    server in the list does not delay a healthy check.
+    """
     if not servers:
         return "error: no bootstrap servers configured"
-    results = await asyncio.gather(*(_connect(s) for s in servers), return_exceptions=True)
-    failures = [r for r in results if isinstance(r, Exception)]
-    if len(failures) < len(results):
-        return "ok"
-    for server, exc in zip(servers, failures, strict=True):
+    tasks = {asyncio.ensure_future(_handshake(s)): s for s in servers}
+    failures: list[tuple[str, BaseException]] = []
+    try:
+        for finished in asyncio.as_completed(tasks):
+            try:
+                await finished
+            except (OSError, EOFError, TimeoutError, NotKafkaError, ValueError) as exc:
+                failures.append((tasks_server(tasks, exc), exc))
+            else:
+                return "ok"
+    finally:
+        for task in tasks:
+            task.cancel()
+    for server, exc in failures:
         log.warning("Readiness: Kafka broker %s failed: %r", server, exc)
-    return f"error: no bootstrap server reachable ({_reason(failures[0])})"
+    return f"error: no Kafka broker answered ({_reason(failures[0][1])})"
 
 
 async def readiness(request: Request) -> JSONResponse:

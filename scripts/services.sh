@@ -2,13 +2,17 @@
 # Install (Debian, as root) and start the local services LEAP's tests and demo need:
 # Redis, PostgreSQL, and Java + Maven for the Apache Kafka that tests start themselves.
 # Idempotent: silent when all is in place, one line per action otherwise.
+# `services.sh redis` sets up Redis alone (all the demo needs).
 set -euo pipefail
 
+only=${1:-all}
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
-compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
-command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
-command -v mvn >/dev/null || missing+=(maven)
+if [[ $only == all ]]; then
+    compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
+    command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+    command -v mvn >/dev/null || missing+=(maven)
+fi
 
 if ((${#missing[@]})); then
     if ((EUID != 0)); then
@@ -29,6 +33,8 @@ if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
     redis-cli -h 127.0.0.1 ping >/dev/null || { echo "redis-server did not start" >&2; exit 1; }
     echo "started redis-server on 127.0.0.1:6379"
 fi
+
+[[ $only == all ]] || exit 0
 
 if ! pg_isready -q -h 127.0.0.1; then
     if ((EUID != 0)); then
