@@ -179,9 +179,14 @@ class ActivityProcessor:
             return
         closed = self._last_closed(partition)
         if closed is None:
-            first = last_closable_day(watermark, self.zone, self.grace)
-            self._set_clock(event, first, watermark)
-            return
+            # First sight of this partition. On the wall clock the newest closable day is
+            # closed at once (a fresh deployment fed a backfill shows indicators today); on
+            # the event clock counting starts with the day of the partition's first record.
+            newest = last_closable_day(watermark, self.zone, self.grace)
+            if self.settings.clock == "event":
+                self._set_clock(event, newest, watermark)
+                return
+            closed = newest - timedelta(days=1)
         days = days_to_close(closed, watermark, self.zone, self.grace)
         if days:
             await self._flush(batch)

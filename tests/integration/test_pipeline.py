@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -51,27 +50,33 @@ class Pipeline:
     worker_log: Path
 
 
-@pytest.fixture
-def pipeline(
-    tmp_path: Path, kafka_bootstrap: str, redis_url: str, redis_prefix: str, topic_prefix: str
-) -> Iterator[Pipeline]:
+def build_pipeline(
+    tmp_path: Path,
+    services: dict[str, str],
+    topic_prefix: str,
+    clock: str,
+    start: date,
+    days: int,
+    bad_lines: bool,
+) -> Pipeline:
+    """A cohort's events over ``days`` local days from ``start`` in a JSON-lines file, and
+    the ``LEAP_*`` configuration of a worker on isolated topics and Redis keys."""
     students = make_students(250, seed=11)
     students_csv = tmp_path / "students.csv"
     write_students(students, students_csv)
     events_file = tmp_path / "events.jsonl"
-    term = SyntheticTerm(students, START, DAYS, ZONE, GRACE, seed=11)
+    term = SyntheticTerm(students, start, days, ZONE, GRACE, seed=11)
     with events_file.open("w") as out:
         for item in term.items():
             if isinstance(item, dict):
                 out.write(json.dumps(activity_to_json(item)) + "\n")
-        # Input the importer must reject and park, not drop or choke on:
-        out.write("this is not json\n")
-        out.write(json.dumps({"event_id": "x", "student_id": "S1000001"}) + "\n")
+        if bad_lines:  # input the importer must reject and park, not drop or choke on
+            out.write("this is not json\n")
+            out.write(json.dumps({"event_id": "x", "student_id": "S1000001"}) + "\n")
     config: dict[str, Any] = {
-        "kafka_bootstrap": kafka_bootstrap,
-        "redis_url": redis_url,
-        "redis_prefix": redis_prefix,
-        "clock": "event",
+        **services,
+        "clock": clock,
+        "tick_interval": 1,
         "timezone": "Europe/London",
         "day_close_grace": "PT2H",
         "partitions": PARTITIONS,
@@ -85,7 +90,7 @@ def pipeline(
         "cohort_scores_topic": f"{topic_prefix}leap.cohort-scores",
         "broker_session_timeout": 6,
     }
-    yield Pipeline(
+    return Pipeline(
         settings=Settings(**config),
         env=leap_env(**config),
         workdir=tmp_path,
@@ -93,6 +98,20 @@ def pipeline(
         events_file=events_file,
         worker_log=tmp_path / "worker.log",
     )
+
+
+@pytest.fixture
+def services(kafka_bootstrap: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    return {
+        "kafka_bootstrap": kafka_bootstrap,
+        "redis_url": redis_url,
+        "redis_prefix": redis_prefix,
+    }
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, services: dict[str, str], topic_prefix: str) -> Pipeline:
+    return build_pipeline(tmp_path, services, topic_prefix, "event", START, DAYS, True)
 
 
 def replay(p: Pipeline, as_of: date) -> dict[str, dict[str, Any]]:
@@ -248,3 +267,32 @@ async def _check_api(settings: Settings, expected: dict[str, dict[str, Any]]) ->
             assert len(body["days"]) == want["window_days"]
         missing = await client.get("/v1/students/NOBODY1/engagement")
         assert missing.status_code == 404
+
+
+def test_wall_clock_closes_yesterday_for_a_backfill(
+    tmp_path: Path, services: dict[str, str], topic_prefix: str
+) -> None:
+    """clock=wall: events of the last 8 days imported before the worker starts; its own
+    ticks close the most recent day, and the indicators equal replay as of that day."""
+    today = datetime.now(ZONE).date()
+    p = build_pipeline(
+        tmp_path, services, topic_prefix, "wall", today - timedelta(days=8), 8, False
+    )
+    run_leap(["import", "events", str(p.events_file)], p.env, p.workdir)
+    students = replay(p, today)
+    with leap_running(["worker", "--loglevel", "warning"], p.env, p.worker_log):
+        states = wait_for(
+            lambda: (s := redis_indicators(p)) and len(s) == len(students) and s,
+            timeout=120,
+            what="every student's indicator from the wall clock",
+            log=p.worker_log,
+        )
+    as_of = {s["as_of"] for s in states.values()}
+    assert len(as_of) == 1
+    closed = date.fromisoformat(as_of.pop())
+    # the newest day whose midnight + 2 h has passed: yesterday, or the day before before 02:00
+    assert today - timedelta(days=2) <= closed <= today - timedelta(days=1)
+    expected = replay(p, closed)
+    assert {sid: (s["indicator"], float(s["score"])) for sid, s in states.items()} == {
+        sid: (r["indicator"], r["score"]) for sid, r in expected.items()
+    }
