@@ -18,6 +18,7 @@ services:
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy leap streams connectors schemas api bench
 
 test: lint services
 	$(BIN)/pytest -q

@@ -98,7 +98,9 @@ def main() -> None:
             "LEAP_INDICATOR_CHANGES_TOPIC": f"{run}.indicator-changes",
             "LEAP_COHORT_SCORES_TOPIC": f"{run}.cohort-scores",
         }
-        settings = Settings(**{k.removeprefix("LEAP_").lower(): v for k, v in env.items()})
+        settings = Settings.model_validate(
+            {k.removeprefix("LEAP_").lower(): v for k, v in env.items()}
+        )
         students = make_students(args.students)
         write_students(students, settings.students)
         start = time.time()

@@ -40,7 +40,7 @@ SESSIONS_BY_WEEKDAY = (2, 2, 2, 2, 1, 0, 0)
 def make_students(count: int, seed: int = 7) -> list[Student]:
     """``count`` students spread over the seed cohorts, ~10% part-time, 20 per tutor."""
     rng = random.Random(seed)
-    students = []
+    students: list[Student] = []
     for course, years, department, share in COHORTS:
         per_year = max(1, round(count * share / len(years)))
         for year in years:

@@ -8,7 +8,7 @@ import signal
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -36,7 +36,7 @@ def _settings(**overrides: object) -> Settings:
         _fail(f"invalid LEAP_* setting:\n{exc}")
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {message}")
     raise typer.Exit(2)
 

@@ -29,6 +29,7 @@ from rich.table import Table
 from connectors.publisher import ActivityPublisher
 from connectors.synthetic import SyntheticTerm, make_students, write_students
 from leap.brokers import TansuBroker, free_port
+from leap.reference import Student
 from leap.scoring import INDICATORS, LABELS
 from leap.settings import Settings
 from leap.state_keys import indicator_key
@@ -65,7 +66,9 @@ def run_dev(base: Settings, students: int, days: int, stay: bool) -> None:
                 "LEAP_BROKER_SESSION_TIMEOUT": "6",
             }
         overrides["LEAP_REDIS_URL"] = _redis(base.redis_url, workdir, stack)
-        settings = Settings(**{k.removeprefix("LEAP_").lower(): v for k, v in overrides.items()})
+        settings = Settings.model_validate(
+            {k.removeprefix("LEAP_").lower(): v for k, v in overrides.items()}
+        )
 
         cohort = make_students(students)
         write_students(cohort, settings.students)
@@ -99,7 +102,7 @@ def _term_start(days: int) -> date:
     return start - timedelta(days=start.weekday())
 
 
-def _cohort_names(students: list) -> set[str]:  # type: ignore[type-arg]
+def _cohort_names(students: list[Student]) -> set[str]:
     return {s.cohort for s in students}
 
 

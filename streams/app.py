@@ -82,7 +82,10 @@ def create_app(settings: Settings, students: Mapping[str, Student], policy: Poli
 
     @app.agent(activity_topic, name="activity")
     async def count_activity(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, settings.batch_within):
+        batches = stream.take_events(  # type: ignore[attr-defined]  # missing from StreamT
+            settings.batch_size, settings.batch_within
+        )
+        async for events in batches:
             await processor.process(events)
 
     @app.agent(cohort_topic, name="cohort-banding")

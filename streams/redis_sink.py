@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -59,7 +59,7 @@ class RedisSink:
         async def write() -> None:
             pipe = self.redis.pipeline(transaction=False)
             for sid, state in states.items():
-                pipe.hset(indicator_key(self.prefix, sid), mapping=dict(state))
+                pipe.hset(indicator_key(self.prefix, sid), mapping=cast(Mapping[Any, Any], state))
             await pipe.execute()
 
         await self._retrying(write)
