@@ -162,7 +162,7 @@ DOCUMENT: dict[str, Any] = {
         "/readyz": {
             "get": {
                 "operationId": "getReadiness",
-                "summary": "Readiness: Redis answers PING and a Kafka broker accepts connections.",
+                "summary": "Readiness: Redis answers PING, a Kafka broker answers ApiVersions.",
                 "responses": {
                     "200": {"description": "Ready.", "content": _json("Readiness")},
                     "503": {

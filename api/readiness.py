@@ -115,27 +115,35 @@ async def _handshake(server: str) -> None:
                 await writer.wait_closed()
 
 
+async def _probe(server: str) -> tuple[str, Exception | None]:
+    """``server`` with why its handshake failed, or ``None`` if it is a broker."""
+    try:
+        await _handshake(server)
+    except (OSError, EOFError, TimeoutError, NotKafkaError, ValueError) as exc:
+        return server, exc
+    return server, None
+
+
 async def check_kafka(servers: Sequence[str]) -> str:
     """``"ok"`` as soon as any bootstrap server answers ApiVersions, as a client needs no more.
 
-    Servers are probed concurrently; the first good answer cancels the rest, so one dead
-    server in the list does not delay a healthy check.
+    Servers are probed concurrently and the first good answer cancels the rest, so a dead
+    server in the list does not slow a healthy check down.
     """
     if not servers:
         return "error: no bootstrap servers configured"
-    tasks = {asyncio.ensure_future(_handshake(s)): s for s in servers}
-    failures: list[tuple[str, BaseException]] = []
+    tasks = [asyncio.ensure_future(_probe(s)) for s in servers]
+    failures: list[tuple[str, Exception]] = []
     try:
         for finished in asyncio.as_completed(tasks):
-            try:
-                await finished
-            except (OSError, EOFError, TimeoutError, NotKafkaError, ValueError) as exc:
-                failures.append((tasks_server(tasks, exc), exc))
-            else:
+            server, exc = await finished
+            if exc is None:
                 return "ok"
+            failures.append((server, exc))
     finally:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # no probe outlives the request
     for server, exc in failures:
         log.warning("Readiness: Kafka broker %s failed: %r", server, exc)
     return f"error: no Kafka broker answered ({_reason(failures[0][1])})"
