@@ -7,7 +7,6 @@ import json
 import logging
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ import api.engagement
 from api.app import create_app
 from leap.settings import Settings
 from leap.state_keys import days_key, indicator_key
+from tests.integration.api_client import serve
 
 pytestmark = pytest.mark.integration
 
@@ -61,16 +61,6 @@ async def store(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     yield client
     await client.aclose()
-
-
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running, reached in-process."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://leap.test") as client:
-            yield client
 
 
 @pytest.fixture

@@ -14,9 +14,7 @@ from tests.integration.leap_process import leap_env, run_leap
 pytestmark = pytest.mark.integration
 
 
-def test_leap_dev_shows_indicators_for_the_synthetic_cohort(
-    tmp_path: Path, redis_url: str
-) -> None:
+def test_leap_dev_shows_indicators_for_the_synthetic_cohort(tmp_path: Path, redis_url: str) -> None:
     env = leap_env(redis_url=redis_url, api_port=free_port())
     try:
         out = run_leap(["dev", "--students", "300", "--days", "8", "--exit"], env, tmp_path)

@@ -16,18 +16,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from api.app import create_app
 from connectors.synthetic import SyntheticTerm, make_students, write_students
 from leap.brokers import free_port
 from leap.reference import partition_for
 from leap.settings import Settings
 from leap.state_keys import indicator_key
 from schemas.codec import activity_codec, activity_to_json, indicator_change_codec
+from tests.integration.api_client import serve
 from tests.integration.leap_process import leap_env, leap_running, run_leap, wait_for
 
 pytestmark = pytest.mark.integration
@@ -249,11 +248,7 @@ async def _create_topics_then_poison(settings: Settings) -> None:
 
 
 async def _check_api(settings: Settings, expected: dict[str, dict[str, Any]]) -> None:
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://leap") as client,
-    ):
+    async with serve(settings) as client:
         for sid in sorted(expected)[:25]:
             response = await client.get(f"/v1/students/{sid}/engagement")
             assert response.status_code == 200, response.text

@@ -16,10 +16,10 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from api.app import create_app
 from api.readiness import CHECK_TIMEOUT, check_kafka
 from leap.brokers import free_port
 from leap.settings import Settings
+from tests.integration.api_client import serve
 
 pytestmark = pytest.mark.integration
 
@@ -78,16 +78,6 @@ async def stale_response(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Accept and read, never answer, until the probe gives up and hangs up."""
     await reader.read()
-
-
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan running, reached in-process."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://leap.test") as client:
-            yield client
 
 
 async def readyz(redis_url: str, redis_prefix: str, bootstrap: str) -> tuple[httpx.Response, float]:
