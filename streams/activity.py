@@ -28,6 +28,7 @@ from streams.day_close import DayCloser
 from streams.dead_letter import DeadLetters, header
 from streams.metrics import EVENTS
 from streams.redis_sink import RedisSink
+from streams.table_batch import TableBatch
 
 __all__ = ["ActivityProcessor", "DayRecord", "event_fingerprint", "totals_key"]
 
@@ -211,16 +212,17 @@ class ActivityProcessor:
     async def _flush(self, batch: _Batch) -> None:
         """Write each touched day record once, and its breakdown to Redis for the API."""
         breakdowns: dict[tuple[str, date], dict[str, Any]] = {}
+        writes = TableBatch(self.daily_totals)
         for (sid, day), day_record in batch.records.items():
             event = batch.event_for_student.get(sid)
             if event is None:
                 continue  # only duplicates touched it: nothing changed
-            with processing(event):
-                self.daily_totals[totals_key(sid, day)] = day_record.to_table()
+            writes.set(totals_key(sid, day), day_record.to_table(), event.message.partition)
             if sid in self.students:
                 breakdowns[(sid, day)] = {
                     "engagement": daily_engagement(day_record.sources, self.policy),
                     "sources": {s: v / 1000 for s, v in sorted(day_record.sources.items())},
                 }
         batch.clear()
+        await writes.commit()
         await self.sink.write_days(breakdowns)

@@ -90,8 +90,8 @@ def create_app(settings: Settings, students: Mapping[str, Student], policy: Poli
 
     @app.agent(cohort_topic, name="cohort-banding")
     async def band_cohorts(stream: faust.StreamT) -> None:
-        async for report in stream:
-            await banding.on_report(report)
+        async for event in stream.events():
+            await banding.on_report(event.value, event.message.partition)
 
     if settings.clock == "wall":
 

@@ -21,6 +21,7 @@ from leap.scoring import LABELS, Policy, score_cohort
 from schemas.codec import AvroCodec
 from streams.metrics import INDICATOR_CHANGES
 from streams.redis_sink import RedisSink
+from streams.table_batch import TableBatch
 
 __all__ = ["CohortBanding"]
 
@@ -49,8 +50,9 @@ class CohortBanding:
         self.change_codec = change_codec
         self.sink = sink
 
-    async def on_report(self, report: Mapping[str, Any]) -> None:
-        """Keep one partition's report; band the cohort when the last one arrives."""
+    async def on_report(self, report: Mapping[str, Any], partition: int) -> None:
+        """Keep one partition's report (read from ``partition`` of the cohort-scores
+        topic); band the cohort when the last one arrives."""
         cohort, as_of = report["cohort"], date.fromisoformat(report["as_of"])
         key = f"{cohort}|{as_of.isoformat()}"
         state = self.rounds.get(key) or {}
@@ -64,13 +66,14 @@ class CohortBanding:
         self.rounds[key] = {"done": True}
         self.rounds.pop(f"{cohort}|{(as_of - ROUND_MEMORY).isoformat()}", None)
         scores = {sid: entry for part in parts.values() for sid, entry in part.items()}
-        await self._band(as_of, scores)
+        await self._band(as_of, scores, partition)
 
-    async def _band(self, as_of: date, scores: Mapping[str, list[float]]) -> None:
+    async def _band(self, as_of: date, scores: Mapping[str, list[float]], partition: int) -> None:
         result = score_cohort({sid: entry[0] for sid, entry in scores.items()}, self.policy)
         now = datetime.now(UTC)
         states: dict[str, dict[str, str]] = {}
         changes: list[dict[str, Any]] = []
+        writes = TableBatch(self.indicators)
         for sid, (score, window) in sorted(scores.items()):
             previous = self.indicators.get(sid)
             if previous and previous["as_of"] > as_of.isoformat():
@@ -79,7 +82,7 @@ class CohortBanding:
             if student is None:
                 continue  # removed from the reference data since its partition reported
             indicator = result.indicators[sid]
-            self.indicators[sid] = {"indicator": indicator, "as_of": as_of.isoformat()}
+            writes.set(sid, {"indicator": indicator, "as_of": as_of.isoformat()}, partition)
             states[sid] = {
                 "student_id": sid,
                 "indicator": indicator,
@@ -111,6 +114,7 @@ class CohortBanding:
                         "emitted_at": now,
                     }
                 )
+        await writes.commit()
         await self.sink.write_indicators(states)
         for change in changes:
             await self.changes_topic.send(
