@@ -6,6 +6,8 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -129,18 +131,10 @@ def import_events(
 
     async def run() -> int:
         await ensure_topics(settings)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=err,
-        ) as progress:
-            task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+        with _file_progress(f"importing {file.name}", file) as show:
             async with ActivityPublisher(settings) as publisher:
                 return await publisher.publish(
-                    reader.items(),
-                    on_sent=lambda n: progress.update(task, completed=reader.bytes_read),
+                    reader.items(), on_sent=lambda n: show(reader.bytes_read)
                 )
 
     try:
@@ -176,9 +170,12 @@ def replay(
         _fail(str(exc))
     reader = FileReader(file)
     book = DailyTotalsBook(settings.zone)
-    for item in reader.items():
-        if not isinstance(item, Rejected | Tick):
-            book.add(item)
+    with _file_progress(f"reading {file.name}", file) as show:
+        for n, item in enumerate(reader.items()):
+            if not isinstance(item, Rejected | Tick):
+                book.add(item)
+            if n % 10_000 == 0:
+                show(reader.bytes_read)
     for result in indicators_as_of(book, reference, rules, day):
         sys.stdout.write(json.dumps(result) + "\n")
     rejected = reader.summary.rejected.total()
@@ -186,6 +183,21 @@ def replay(
         f"{reader.summary.read} events read, {book.duplicates} duplicates, "
         f"{rejected} rejected; {len(reference)} students as of {day}"
     )
+
+
+@contextmanager
+def _file_progress(description: str, file: Path) -> Iterator[Callable[[int], None]]:
+    """A progress bar over a file's bytes, on stderr (stdout may be a result stream)."""
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(description, total=file.stat().st_size)
+        yield lambda done: progress.update(task, completed=done)
 
 
 def _wait_for_interrupt() -> None:
