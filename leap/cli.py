@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+from connectors.feeds_cli import feeds_app
 from leap.settings import Settings
 
 __all__ = ["main"]
@@ -28,6 +29,9 @@ app = typer.Typer(
 )
 import_app = typer.Typer(help="Publish data to LEAP's topics.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
+connector_app = typer.Typer(help="Connectors from source systems.", no_args_is_help=True)
+connector_app.add_typer(feeds_app, name="feed")
+app.add_typer(connector_app, name="connector")
 err = Console(stderr=True)
 
 
