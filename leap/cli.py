@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from connectors.feeds_cli import feeds_app
+from connectors.moodle_cli import moodle_app
 from leap.settings import Settings
 
 __all__ = ["main"]
@@ -31,6 +32,7 @@ import_app = typer.Typer(help="Publish data to LEAP's topics.", no_args_is_help=
 app.add_typer(import_app, name="import")
 connector_app = typer.Typer(help="Connectors from source systems.", no_args_is_help=True)
 connector_app.add_typer(feeds_app, name="feed")
+connector_app.add_typer(moodle_app, name="moodle")
 app.add_typer(connector_app, name="connector")
 err = Console(stderr=True)
 

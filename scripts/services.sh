@@ -50,3 +50,15 @@ if ! pg_isready -q -h 127.0.0.1; then
     pg_ctlcluster "$version" main start
     echo "started PostgreSQL $version main"
 fi
+
+# A PostgreSQL role for the user running the tests (Unix-socket peer auth, no password), so
+# tests can create and drop their own `leaptest_*` databases.
+pg_user=${SUDO_USER:-$(id -un)}
+if [[ $pg_user != postgres ]] && ! psql -h /var/run/postgresql -U "$pg_user" -d postgres -tAc 'select 1' >/dev/null 2>&1; then
+    if ((EUID != 0)); then
+        echo "no PostgreSQL role $pg_user; create it with: sudo -u postgres createuser --createdb $pg_user" >&2
+        exit 1
+    fi
+    su postgres -c "createuser --createdb '$pg_user'"
+    echo "created PostgreSQL role $pg_user (createdb)"
+fi

@@ -7,7 +7,9 @@ neither. Integration tests never skip: a missing service is a failure that says 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 from uuid import uuid4
 
 import pytest
@@ -70,3 +72,37 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 def topic_prefix() -> str:
     """A prefix for topic names, so tests sharing the session broker never see each other."""
     return f"t{uuid4().hex[:8]}."
+
+
+@pytest.fixture
+def postgres_dsn() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards.
+
+    Created through ``LEAP_TEST_POSTGRES_DSN`` (a URL), by default the local server over its
+    Unix socket as the current OS user: ``scripts/services.sh`` creates that role."""
+    admin = os.environ.get(
+        "LEAP_TEST_POSTGRES_DSN", "postgresql:///postgres?host=/var/run/postgresql"
+    )
+    name = f"leaptest_{uuid4().hex[:8]}"
+    problem = _psql(admin, f"CREATE DATABASE {name}")
+    if problem is not None:
+        pytest.fail(
+            f"cannot create a database through {admin} ({problem}). Run `make test`, which "
+            "sets PostgreSQL up via scripts/services.sh, or set LEAP_TEST_POSTGRES_DSN.",
+            pytrace=False,
+        )
+    parts = urlsplit(admin)
+    yield f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
+    _psql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _psql(dsn: str, sql: str) -> str | None:
+    done = subprocess.run(
+        ["psql", dsn, "-v", "ON_ERROR_STOP=1", "-qc", sql],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == 0:
+        return None
+    return done.stderr.strip() or f"psql exited {done.returncode}"
