@@ -122,9 +122,10 @@ def replay(p: Pipeline, as_of: date) -> dict[str, dict[str, Any]]:
     return {r["student_id"]: r for r in map(json.loads, out.splitlines())}
 
 
-def redis_indicators(p: Pipeline) -> dict[str, dict[str, str]]:
-    client = redis.Redis.from_url(p.settings.redis_url, decode_responses=True)
-    keys = list(client.scan_iter(match=indicator_key(p.settings.redis_prefix, "*"), count=1000))
+def redis_indicators(settings: Settings) -> dict[str, dict[str, str]]:
+    """Every indicator state under the settings' Redis prefix, by student id."""
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    keys = list(client.scan_iter(match=indicator_key(settings.redis_prefix, "*"), count=1000))
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)
@@ -132,7 +133,7 @@ def redis_indicators(p: Pipeline) -> dict[str, dict[str, str]]:
 
 
 def all_closed_as_of(p: Pipeline, day: date, expected: int) -> dict[str, dict[str, str]] | None:
-    states = redis_indicators(p)
+    states = redis_indicators(p.settings)
     done = [s for s in states.values() if s["as_of"] == day.isoformat()]
     return states if len(done) == expected else None
 
@@ -277,7 +278,7 @@ def test_wall_clock_closes_yesterday_for_a_backfill(
     students = replay(p, today)
     with leap_running(["worker", "--loglevel", "warning"], p.env, p.worker_log):
         states = wait_for(
-            lambda: (s := redis_indicators(p)) and len(s) == len(students) and s,
+            lambda: (s := redis_indicators(p.settings)) and len(s) == len(students) and s,
             timeout=120,
             what="every student's indicator from the wall clock",
             log=p.worker_log,

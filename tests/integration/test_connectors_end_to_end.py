@@ -1,0 +1,149 @@
+"""Connectors change indicators end to end: Moodle's log and every file feed, through Apache
+Kafka into a ``leap worker``, equal ``leap replay`` over exactly what the connectors published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from connectors.moodle import MoodleConfig
+from connectors.moodle_cli import run_poller
+from connectors.publisher import ActivityPublisher, Tick
+from leap.brokers import free_port
+from leap.settings import Settings
+from schemas.codec import activity_codec, activity_to_json
+from streams.clock import close_instant
+from streams.topics import ensure_topics
+from tests.integration.leap_process import leap_env, leap_running, run_leap, wait_for
+from tests.integration.test_moodle_connector import COURSES, LOG, MOODLE_DDL, USERS, insert_log
+from tests.integration.test_pipeline import read_topic, redis_indicators
+
+pytestmark = pytest.mark.integration
+
+FEEDS = Path(__file__).parent.parent / "data" / "feeds"
+AS_OF = date(2026, 10, 26)  # Moodle's log is on the 20th, the feeds on the 23rd to the 26th
+STUDENTS = ["S1000001", "S1000002", "S1000003", "S1000004", "S1000005"]
+FEED_IMPORTS = [
+    ("logons", "logons.csv", "windows"),
+    ("attendance", "attendance.csv", None),
+    ("submissions", "submissions.csv", None),
+    ("lecture-capture", "lecture_capture.jsonl", None),
+    ("library", "library.csv", "library"),
+]
+
+
+async def moodle_database(dsn: str) -> None:
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(MOODLE_DDL)
+        await connection.executemany(
+            "INSERT INTO mdl_user (id, username, idnumber, deleted) VALUES ($1, $2, $3, $4)", USERS
+        )
+        await connection.executemany(
+            "INSERT INTO mdl_course (id, shortname, format) VALUES ($1, $2, $3)", COURSES
+        )
+        await insert_log(connection, LOG)
+    finally:
+        await connection.close()
+
+
+async def tick(settings: Settings, at: datetime) -> None:
+    async with ActivityPublisher(settings) as publisher:
+        await publisher.publish([Tick(int(at.timestamp() * 1000))])
+
+
+async def poll_moodle(settings: Settings, dsn: str) -> None:
+    async with run_poller(settings, MoodleConfig(dsn=dsn, site="e2e")) as poller:
+        await poller.run_once()
+
+
+def test_connectors_change_indicators_end_to_end(
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    redis_url: str,
+    redis_prefix: str,
+    topic_prefix: str,
+    postgres_dsn: str,
+) -> None:
+    students_csv = tmp_path / "students.csv"
+    students_csv.write_text(
+        "student_id,course,year,mode,department,tutor_id\n"
+        + "".join(f"{s},BS101,1,full-time,EBS,T1\n" for s in STUDENTS)
+    )
+    config: dict[str, Any] = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "redis_url": redis_url,
+        "redis_prefix": redis_prefix,
+        "clock": "event",
+        "partitions": 3,
+        "students": students_csv,
+        "app_id": f"{topic_prefix}leap",
+        "data_dir": tmp_path / "worker",
+        "worker_web_port": free_port(),
+        "activity_topic": f"{topic_prefix}leap.activity",
+        "dead_letter_topic": f"{topic_prefix}leap.dead-letter",
+        "indicator_changes_topic": f"{topic_prefix}leap.indicator-changes",
+        "cohort_scores_topic": f"{topic_prefix}leap.cohort-scores",
+        "broker_session_timeout": 6,
+    }
+    settings = Settings(**config)
+    env = leap_env(**config)
+    asyncio.run(ensure_topics(settings))
+    # Every partition starts its clock before the first connector event...
+    asyncio.run(tick(settings, datetime(2026, 10, 19, 12, tzinfo=UTC)))
+    for feed, file, system in FEED_IMPORTS:
+        args = ["connector", "feed", "import", feed, str(FEEDS / file)]
+        args += ["--identities", str(FEEDS / "identities.csv")]
+        run_leap([*args, "--system", system] if system else args, env, tmp_path)
+    asyncio.run(moodle_database(postgres_dsn))
+    asyncio.run(poll_moodle(settings, postgres_dsn))
+    # ...and is moved past the close of the last day afterwards.
+    asyncio.run(tick(settings, close_instant(AS_OF, settings.zone, settings.day_close_grace)))
+
+    log = tmp_path / "worker.log"
+    with leap_running(["worker", "--loglevel", "warning"], env, log):
+        states = wait_for(
+            lambda: (s := redis_indicators_as_of(settings)) and len(s) == len(STUDENTS) and s,
+            timeout=120,
+            what=f"indicators as of {AS_OF}",
+            log=log,
+        )
+
+    published = tmp_path / "published.jsonl"
+    codec = activity_codec()
+    records = asyncio.run(read_topic(settings, settings.activity_topic))
+    with published.open("w") as out:
+        for record in records:
+            if record.value:  # clock ticks carry no event
+                out.write(json.dumps(activity_to_json(codec.decode(record.value))) + "\n")
+    sources = {json.loads(line)["source"] for line in published.read_text().splitlines()}
+    assert sources == {
+        "moodle", "computer_login", "attendance", "submission", "lecture_capture", "library"
+    }  # fmt: skip
+    out = run_leap(
+        ["replay", str(published), "--students", str(students_csv), "--as-of", str(AS_OF)],
+        env,
+        tmp_path,
+    )
+    expected = {r["student_id"]: r for r in map(json.loads, out.splitlines())}
+    assert {sid: (s["indicator"], float(s["score"])) for sid, s in states.items()} == {
+        sid: (r["indicator"], r["score"]) for sid, r in expected.items()
+    }
+    active = {sid for sid, s in states.items() if float(s["score"]) > 0}
+    assert active == {"S1000001", "S1000002", "S1000003"}
+    assert {states[s]["indicator"] for s in ("S1000004", "S1000005")} == {"very_low"}
+
+
+def redis_indicators_as_of(settings: Settings) -> dict[str, dict[str, str]]:
+    return {
+        sid: state
+        for sid, state in redis_indicators(settings).items()
+        if state.get("as_of") == AS_OF.isoformat()
+    }
