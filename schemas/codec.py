@@ -189,11 +189,16 @@ class AvroCodec:
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Validate and frame ``record``; raises :class:`InvalidRecord` if it is not fit."""
-        self.contract.validate(record)
         body = io.BytesIO()
         try:
+            # Fast path: the writer itself refuses what does not fit the schema, so full
+            # schema validation (two thirds of encode time) runs only to explain a failure.
+            self.contract.check_domain(record)
             schemaless_writer(body, self.contract.parsed, record)
-        except (TypeError, ValueError, OverflowError) as exc:  # e.g. a lone surrogate
+        except InvalidRecord:
+            raise
+        except Exception as exc:  # fastavro raises TypeError, ValueError, AttributeError, ...
+            self.contract.validate(record)  # names the fields at fault
             raise InvalidRecord("schema_invalid", f"cannot encode: {type(exc).__name__}") from None
         if self.registry_url is None:
             header = _SINGLE_OBJECT_MAGIC + self.contract.fingerprint
