@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+from connectors.caliper_cli import caliper_app_cli
 from connectors.feeds_cli import feeds_app
 from connectors.moodle_cli import moodle_app
 from leap.settings import Settings
@@ -33,6 +34,7 @@ app.add_typer(import_app, name="import")
 connector_app = typer.Typer(help="Connectors from source systems.", no_args_is_help=True)
 connector_app.add_typer(feeds_app, name="feed")
 connector_app.add_typer(moodle_app, name="moodle")
+connector_app.add_typer(caliper_app_cli, name="caliper")
 app.add_typer(connector_app, name="connector")
 err = Console(stderr=True)
 
