@@ -20,6 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from connectors.caliper_cli import caliper_app_cli
 from connectors.feeds_cli import feeds_app
 from connectors.moodle_cli import moodle_app
+from connectors.xapi_cli import xapi_app_cli
 from leap.settings import Settings
 
 __all__ = ["main"]
@@ -35,6 +36,7 @@ connector_app = typer.Typer(help="Connectors from source systems.", no_args_is_h
 connector_app.add_typer(feeds_app, name="feed")
 connector_app.add_typer(moodle_app, name="moodle")
 connector_app.add_typer(caliper_app_cli, name="caliper")
+connector_app.add_typer(xapi_app_cli, name="xapi")
 app.add_typer(connector_app, name="connector")
 err = Console(stderr=True)
 
