@@ -1,29 +1,42 @@
-"""Connectors change indicators end to end: Moodle's log and every file feed, through Apache
-Kafka into a ``leap worker``, equal ``leap replay`` over exactly what the connectors published.
+"""Connectors change indicators end to end: Moodle's log, every file feed, the xAPI and the
+Caliper endpoints, through Apache Kafka into a ``leap worker``, equal ``leap replay`` over
+exactly what the connectors published.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+from starlette.applications import Starlette
 
+from connectors.caliper_app import create_caliper_app
+from connectors.identity import IdentityMap
 from connectors.moodle import MoodleConfig
 from connectors.moodle_cli import run_poller
 from connectors.publisher import ActivityPublisher, Tick
+from connectors.xapi_app import create_xapi_app
 from leap.brokers import free_port
 from leap.settings import Settings
 from schemas.codec import activity_codec, activity_to_json
 from streams.clock import close_instant
 from streams.topics import ensure_topics
 from tests.integration.leap_process import leap_env, leap_running, run_leap, wait_for
+from tests.integration.test_caliper_endpoint import AUTH as CALIPER_AUTH
+from tests.integration.test_caliper_endpoint import ENVELOPE as CALIPER_ENVELOPE
+from tests.integration.test_caliper_endpoint import TOKEN as CALIPER_TOKEN
 from tests.integration.test_moodle_connector import COURSES, LOG, MOODLE_DDL, USERS, insert_log
 from tests.integration.test_pipeline import read_topic, redis_indicators
+from tests.integration.test_xapi_endpoint import BATCH as XAPI_BATCH
+from tests.integration.test_xapi_endpoint import HEADERS as XAPI_HEADERS
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +70,29 @@ async def moodle_database(dsn: str) -> None:
 async def tick(settings: Settings, at: datetime) -> None:
     async with ActivityPublisher(settings) as publisher:
         await publisher.publish([Tick(int(at.timestamp() * 1000))])
+
+
+async def post_statements(settings: Settings) -> None:
+    """An xAPI batch and a Caliper envelope, each answered only once Kafka has them."""
+    identities = IdentityMap(
+        {"ajones": "S1000001", "bsmith": "S1000002", "https://example.edu/users/bsmith": "S1000002"}
+    )
+    xapi = create_xapi_app(settings, identities, {"moodle": "s3cret"})
+    async with serve_app(xapi) as client:
+        response = await client.post("/xAPI/statements", json=XAPI_BATCH, headers=XAPI_HEADERS)
+        assert response.status_code == 200, response.text
+    caliper = create_caliper_app(settings, identities, {"lms": CALIPER_TOKEN})
+    async with serve_app(caliper) as client:
+        response = await client.post("/caliper", json=CALIPER_ENVELOPE, headers=CALIPER_AUTH)
+        assert response.status_code == 200, response.text
+
+
+@asynccontextmanager
+async def serve_app(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://leap.test") as client:
+            yield client
 
 
 async def poll_moodle(settings: Settings, dsn: str) -> None:
@@ -104,6 +140,7 @@ def test_connectors_change_indicators_end_to_end(
         run_leap([*args, "--system", system] if system else args, env, tmp_path)
     asyncio.run(moodle_database(postgres_dsn))
     asyncio.run(poll_moodle(settings, postgres_dsn))
+    asyncio.run(post_statements(settings))
     # ...and is moved past the close of the last day afterwards.
     asyncio.run(tick(settings, close_instant(AS_OF, settings.zone, settings.day_close_grace)))
 
@@ -123,7 +160,9 @@ def test_connectors_change_indicators_end_to_end(
         for record in records:
             if record.value:  # clock ticks carry no event
                 out.write(json.dumps(activity_to_json(codec.decode(record.value))) + "\n")
-    sources = {json.loads(line)["source"] for line in published.read_text().splitlines()}
+    events = [json.loads(line) for line in published.read_text().splitlines()]
+    sources = {e["source"] for e in events}
+    assert {e["event_id"].split(":")[0] for e in events} >= {"moodle", "xapi", "caliper"}
     assert sources == {
         "moodle", "computer_login", "attendance", "submission", "lecture_capture", "library"
     }  # fmt: skip
