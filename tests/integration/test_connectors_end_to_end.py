@@ -141,6 +141,9 @@ def test_connectors_change_indicators_end_to_end(
     asyncio.run(moodle_database(postgres_dsn))
     asyncio.run(poll_moodle(settings, postgres_dsn))
     asyncio.run(post_statements(settings))
+    # A re-import re-sends the same event ids: the worker must count nothing twice.
+    run_leap(["connector", "feed", "import", "attendance", str(FEEDS / "attendance.csv"),
+              "--identities", str(FEEDS / "identities.csv")], env, tmp_path)  # fmt: skip
     # ...and is moved past the close of the last day afterwards.
     asyncio.run(tick(settings, close_instant(AS_OF, settings.zone, settings.day_close_grace)))
 
@@ -161,6 +164,7 @@ def test_connectors_change_indicators_end_to_end(
             if record.value:  # clock ticks carry no event
                 out.write(json.dumps(activity_to_json(codec.decode(record.value))) + "\n")
     events = [json.loads(line) for line in published.read_text().splitlines()]
+    assert len(events) > len({e["event_id"] for e in events})  # the duplicates were published
     sources = {e["source"] for e in events}
     assert {e["event_id"].split(":")[0] for e in events} >= {"moodle", "xapi", "caliper"}
     assert sources == {
