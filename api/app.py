@@ -14,11 +14,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.engagement import engagement
+from api.metrics import RequestMetrics, metrics_endpoint
 from api.openapi import DOCUMENT
 from api.problems import EXCEPTION_HANDLERS
 from api.readiness import readiness
@@ -70,7 +72,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/healthz", _health, methods=["GET"]),
             Route("/readyz", readiness, methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
+        middleware=[Middleware(RequestMetrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan,
     )

@@ -29,18 +29,21 @@ from starlette.routing import Route
 from api.problems import EXCEPTION_HANDLERS, problem_response, problem_type
 from connectors.caliper import CaliperError, Ignored, parse_envelope, to_activity
 from connectors.identity import IdentityMap
+from connectors.metrics import READ, REJECTED, metrics_endpoint
 from connectors.publisher import ActivityPublisher, Rejected
 from leap.settings import Settings
 from schemas.codec import SchemaRegistryError
 from streams.topics import ensure_topics
 
-__all__ = ["MAX_BODY_BYTES", "TokenError", "create_caliper_app", "load_tokens"]
+__all__ = ["MAX_BODY_BYTES", "METRICS_CONNECTOR", "TokenError", "create_caliper_app", "load_tokens"]
 
 #: Largest envelope accepted: MAX_EVENTS events of a few KB each.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 #: Acknowledged event ids remembered, to answer a sensor's retry without re-publishing.
 SEEN_EVENTS = 100_000
 RETRY_AFTER_SECONDS = 10
+#: The ``connector`` label of this app's leap_connector_* metrics.
+METRICS_CONNECTOR = "caliper"
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ def create_caliper_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ensure_topics(settings)
-        async with ActivityPublisher(settings) as publisher:
+        async with ActivityPublisher(settings, connector=METRICS_CONNECTOR) as publisher:
             state["publisher"] = publisher
             yield
             state.clear()
@@ -100,6 +103,7 @@ def create_caliper_app(
             events = parse_envelope(json.loads(body))
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
             reasons = exc.reasons if isinstance(exc, CaliperError) else ["body: not valid JSON"]
+            REJECTED.labels(METRICS_CONNECTOR, "invalid_envelope").inc()
             return problem_response(
                 400,
                 "Invalid Caliper envelope",
@@ -108,6 +112,7 @@ def create_caliper_app(
                 extensions={"errors": reasons},
             )
 
+        READ.labels(METRICS_CONNECTOR).inc(len(events))
         received_at = datetime.now(UTC)
         counts: Counter[str] = Counter()
         fresh: set[str] = set()
@@ -143,7 +148,10 @@ def create_caliper_app(
         return JSONResponse({**summary, **counts})
 
     return Starlette(
-        routes=[Route("/caliper", receive, methods=["POST"])],
+        routes=[
+            Route("/caliper", receive, methods=["POST"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
         lifespan=lifespan,
         exception_handlers=EXCEPTION_HANDLERS,
     )

@@ -31,11 +31,13 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.identity import IdentityMap
+from connectors.metrics import READ
 from connectors.publisher import Rejected
 from schemas.codec import ACTIVITY_EVENT, InvalidRecord
 
 __all__ = [
     "FEEDS",
+    "METRICS_CONNECTOR",
     "Drop",
     "FeedError",
     "FeedReader",
@@ -45,6 +47,9 @@ __all__ = [
     "Skipped",
     "load_mapping",
 ]
+
+#: The ``connector`` label of feed imports' leap_connector_* metrics.
+METRICS_CONNECTOR = "feed"
 
 SOURCES = frozenset(
     next(f for f in ACTIVITY_EVENT.definition["fields"] if f["name"] == "source")["type"]["symbols"]
@@ -360,6 +365,7 @@ class FeedReader:
             rows = self._csv_rows(handle) if is_csv else self._json_rows(handle)
             for number, raw, row in rows:
                 self.summary.read += 1
+                READ.labels(METRICS_CONNECTOR).inc()
                 try:
                     if isinstance(row, InvalidRecord):
                         raise row

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from connectors.feeds import FEEDS, FeedError, FeedReader, load_mapping
+from connectors.feeds import FEEDS, METRICS_CONNECTOR, FeedError, FeedReader, load_mapping
 from connectors.identity import IdentityError, IdentityMap
 from leap.settings import Settings
 
@@ -113,7 +113,7 @@ def import_feed(
             transient=True,
         ) as progress:
             task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
-            async with ActivityPublisher(settings) as publisher:
+            async with ActivityPublisher(settings, connector=METRICS_CONNECTOR) as publisher:
                 return await publisher.publish(
                     reader.items(),
                     on_sent=lambda n: progress.update(task, completed=reader.bytes_read),

@@ -25,10 +25,14 @@ import asyncpg
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from connectors.metrics import LAG_RECORDS, READ, CheckpointClock
 from connectors.publisher import ActivityPublisher, Rejected
 from schemas.ids import is_valid_student_id
 
-__all__ = ["Checkpoints", "MoodleConfig", "MoodlePoller", "MoodleSummary"]
+__all__ = ["METRICS_CONNECTOR", "Checkpoints", "MoodleConfig", "MoodlePoller", "MoodleSummary"]
+
+#: The ``connector`` label of this connector's leap_connector_* metrics.
+METRICS_CONNECTOR = "moodle"
 
 UserField = Literal["idnumber", "username"]
 
@@ -155,11 +159,15 @@ class MoodlePoller:
         self.publisher = publisher
         self.summary = MoodleSummary()
         self._query = batch_query(config)
+        self._max_seen = 0
+        self._checkpoint_clock = CheckpointClock(METRICS_CONNECTOR)
 
     async def max_id(self) -> int:
         table = f"{self.config.prefix}logstore_standard_log"
         query = f"SELECT coalesce(max(id), 0) FROM {table}"  # noqa: S608 - validated prefix
-        return int(await self.source.fetchval(query))
+        found = int(await self.source.fetchval(query))
+        self._max_seen = max(self._max_seen, found)
+        return found
 
     async def run_once(
         self, on_batch: Callable[[int, int, int], None] | None = None
@@ -206,15 +214,24 @@ class MoodlePoller:
             )
             items = [self._item(row) for row in rows]
             self.summary.read += len(rows)
+            READ.labels(METRICS_CONNECTOR).inc(len(rows))
             self.summary.published += await self.publisher.publish(items)
             # A short batch means nothing else up to ``upper`` matches: skip filtered rows too.
             position = rows[-1]["id"] if len(rows) == config.batch_size else upper
             await self.checkpoints.save(config.connector, position)
+            self._checkpoint_clock.written()
             self.summary.position = position
+            self._report_lag(position)
             if on_batch is not None:
                 on_batch(start, position, upper)
         self.summary.position = position
+        self._report_lag(position)
         return position
+
+    def _report_lag(self, position: int) -> None:
+        """Log ids not yet read: the newest max id seen minus the checkpoint. (The
+        checkpoint age keeps growing while Moodle is idle: alert on it with lag > 0.)"""
+        LAG_RECORDS.labels(METRICS_CONNECTOR).set(max(0, self._max_seen - position))
 
     def _item(self, row: Mapping[str, Any]) -> dict[str, Any] | Rejected:
         origin = f"{self.config.connector}:{row['id']}"

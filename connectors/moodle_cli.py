@@ -10,11 +10,18 @@ from typing import Annotated, NoReturn
 
 import asyncpg
 import typer
+from prometheus_client import start_http_server
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from connectors.moodle import Checkpoints, MoodleConfig, MoodlePoller, MoodleSummary
+from connectors.moodle import (
+    METRICS_CONNECTOR,
+    Checkpoints,
+    MoodleConfig,
+    MoodlePoller,
+    MoodleSummary,
+)
 from connectors.publisher import ActivityPublisher
 from leap.settings import Settings
 from streams.topics import ensure_topics
@@ -70,6 +77,14 @@ def run(
         float | None,
         typer.Option(help="Seconds between polls with --follow (env LEAP_MOODLE_POLL_INTERVAL)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="With --follow: serve Prometheus metrics on http://0.0.0.0:PORT/metrics.",
+            min=1,
+            max=65535,
+        ),
+    ] = None,
 ) -> None:
     """Publish student engagement from Moodle's log; unmapped users go to the dead-letter topic.
 
@@ -90,6 +105,10 @@ def run(
         config = MoodleConfig(**given)  # type: ignore[arg-type]
     except ValidationError as exc:
         _fail(f"invalid setting:\n{exc}")
+    if metrics_port is not None:
+        if not follow:
+            _fail("--metrics-port needs --follow (a one-off run ends before any scrape)")
+        start_http_server(metrics_port)
     try:
         summary = asyncio.run(_run(settings, config, follow))
     except (OSError, asyncpg.PostgresError, RuntimeError) as exc:
@@ -126,7 +145,7 @@ async def run_poller(
         if config.checkpoint_dsn:
             store = await asyncpg.connect(config.checkpoint_dsn)
         try:
-            async with ActivityPublisher(settings) as publisher:
+            async with ActivityPublisher(settings, connector=METRICS_CONNECTOR) as publisher:
                 yield MoodlePoller(config, source, checkpoints(store), publisher)
         finally:
             if store is not source:

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from connectors.metrics import record_acknowledged
 from leap.settings import Settings
 from schemas.codec import AvroCodec, activity_codec
 from streams.clock import CLOCK_HEADER
@@ -43,8 +44,14 @@ class Rejected:
 
 
 class ActivityPublisher:
-    def __init__(self, settings: Settings, codec: AvroCodec | None = None) -> None:
+    """``connector`` names the connector kind in ``leap_connector_*`` metrics (published,
+    rejected by reason, source lag), recorded as the broker acknowledges; None: none."""
+
+    def __init__(
+        self, settings: Settings, codec: AvroCodec | None = None, *, connector: str | None = None
+    ) -> None:
         self.settings = settings
+        self.connector = connector
         self.codec = codec or activity_codec(settings.schema_registry_url, settings.activity_topic)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers,
@@ -74,6 +81,7 @@ class ActivityPublisher:
         """Send events and ticks in order; returns the number of events sent."""
         pending: list[asyncio.Future[Any]] = []
         sent = acknowledged = 0
+        unacknowledged: list[dict[str, Any] | Rejected] = []
 
         async def drain() -> None:
             nonlocal acknowledged
@@ -81,6 +89,9 @@ class ActivityPublisher:
             pending.clear()
             on_sent(sent - acknowledged)
             acknowledged = sent
+            if self.connector is not None:
+                record_acknowledged(self.connector, unacknowledged)
+            unacknowledged.clear()
 
         async for item in _aiter(items):
             if isinstance(item, Tick):
@@ -90,6 +101,8 @@ class ActivityPublisher:
             else:
                 pending.append(await self.send_event(item))
                 sent += 1
+            if self.connector is not None and not isinstance(item, Tick):
+                unacknowledged.append(item)
             if len(pending) >= IN_FLIGHT:
                 await drain()
         await drain()

@@ -31,14 +31,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import EXCEPTION_HANDLERS, ProblemError, problem_response, problem_type
 from connectors.identity import IdentityMap
+from connectors.metrics import READ, REJECTED, metrics_endpoint
 from connectors.publisher import ActivityPublisher, Rejected
 from connectors.xapi import Ignored, StatementError, map_statement, validate_statement
 from leap.settings import Settings
 from streams.topics import ensure_topics
 
-__all__ = ["XAPI_VERSION", "create_xapi_app", "load_credentials"]
+__all__ = ["METRICS_CONNECTOR", "XAPI_VERSION", "create_xapi_app", "load_credentials"]
 
 XAPI_VERSION = "1.0.3"
+#: The ``connector`` label of this app's leap_connector_* metrics.
+METRICS_CONNECTOR = "xapi"
 #: Statement ids remembered per process, so a client's retry is not published twice.
 RECENT_IDS = 100_000
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -101,7 +104,7 @@ def create_xapi_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await ensure_topics(settings)
-        async with ActivityPublisher(settings) as publisher:
+        async with ActivityPublisher(settings, connector=METRICS_CONNECTOR) as publisher:
             app.state.publisher = publisher
             yield
 
@@ -110,6 +113,7 @@ def create_xapi_app(
             Route("/xAPI/statements", _post, methods=["POST"]),
             Route("/xAPI/statements", _put, methods=["PUT"]),
             Route("/xAPI/about", _about, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         middleware=[Middleware(_VersionHeader)],
         exception_handlers={KafkaError: _on_kafka_error, **EXCEPTION_HANDLERS},
@@ -195,15 +199,20 @@ async def _json_body(request: Request) -> Any:
 def _validate(objects: list[Any]) -> list[dict[str, Any]]:
     """Every statement, or a 400 naming the first bad one: nothing is stored then."""
     stored = datetime.now(UTC)
+    READ.labels(METRICS_CONNECTOR).inc(len(objects))
     statements = []
-    for index, obj in enumerate(objects):
-        try:
-            statements.append(validate_statement(obj, stored))
-        except StatementError as exc:
-            raise _bad_request(f"statement {index}: {exc}") from None
-    ids = [s["id"] for s in statements]
-    if len(set(ids)) != len(ids):
-        raise _bad_request("a batch may not hold two statements with the same id")
+    try:
+        for index, obj in enumerate(objects):
+            try:
+                statements.append(validate_statement(obj, stored))
+            except StatementError as exc:
+                raise _bad_request(f"statement {index}: {exc}") from None
+        ids = [s["id"] for s in statements]
+        if len(set(ids)) != len(ids):
+            raise _bad_request("a batch may not hold two statements with the same id")
+    except ProblemError:
+        REJECTED.labels(METRICS_CONNECTOR, "invalid_request").inc(len(objects))
+        raise
     return statements
 
 

@@ -19,14 +19,14 @@ from typing import Any
 from faust.types import EventT, TableT
 
 from leap.reference import Student, partition_for
-from leap.scoring import Policy, daily_engagement, local_date, to_milli
+from leap.scoring import Policy, daily_engagement, day_end, local_date, to_milli
 from leap.settings import Settings
 from schemas.codec import AvroCodec, InvalidRecord
 from streams.clock import CLOCK_HEADER, close_instant, days_to_close, last_closable_day
 from streams.current_event import processing
 from streams.day_close import DayCloser
 from streams.dead_letter import DeadLetters, header
-from streams.metrics import EVENTS
+from streams.metrics import EVENT_LAG_SECONDS, EVENTS, LAST_CLOSED_DAY
 from streams.redis_sink import RedisSink
 from streams.table_batch import TableBatch
 
@@ -70,6 +70,8 @@ class _Batch:
 
     records: dict[tuple[str, date], DayRecord] = field(default_factory=dict)
     event_for_student: dict[str, EventT] = field(default_factory=dict)
+    #: occurred_at (unix seconds) of each event counted, for the event-lag histogram
+    occurred: list[float] = field(default_factory=list)
 
     def clear(self) -> None:
         self.records.clear()
@@ -117,6 +119,9 @@ class ActivityProcessor:
                     occurred_ms = int(record["occurred_at"].timestamp() * 1000)
                     await self._advance(event, occurred_ms, batch)
         await self._flush(batch)
+        now = time.time()
+        for occurred in batch.occurred:
+            EVENT_LAG_SECONDS.observe(max(0.0, now - occurred))
 
     async def _accept(self, event: EventT) -> dict[str, Any] | None:
         """The decoded event, or None once it has been dead-lettered with its reason."""
@@ -154,6 +159,7 @@ class ActivityProcessor:
             record["quantity"]
         )
         batch.event_for_student[sid] = event
+        batch.occurred.append(record["occurred_at"].timestamp())
         closed = self._last_closed(event.message.partition)
         EVENTS.labels(source, "late" if closed and day <= closed else "counted").inc()
 
@@ -179,6 +185,8 @@ class ActivityProcessor:
         if watermark < self._next_close_ms.get(partition, 0):
             return
         closed = self._last_closed(partition)
+        if closed is not None:
+            self._report_closed(partition, closed)
         if closed is None:
             # First sight of this partition. On the wall clock the newest closable day is
             # closed at once (a fresh deployment fed a backfill shows indicators today); on
@@ -204,6 +212,10 @@ class ActivityProcessor:
                 "watermark": watermark,
             }
         self._remember_next_close(event.message.partition, closed)
+        self._report_closed(event.message.partition, closed)
+
+    def _report_closed(self, partition: int, closed: date) -> None:
+        LAST_CLOSED_DAY.labels(str(partition)).set(day_end(closed, self.zone).timestamp())
 
     def _remember_next_close(self, partition: int, closed: date) -> None:
         next_close = close_instant(closed + timedelta(days=1), self.zone, self.grace)

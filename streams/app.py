@@ -19,9 +19,13 @@ from streams.clock import CLOCK_HEADER
 from streams.cohort_banding import CohortBanding
 from streams.day_close import DayCloser
 from streams.dead_letter import DeadLetters
+from streams.metrics import CONSUMER_LAG, TABLE_RECOVERY_SECONDS
 from streams.redis_sink import RedisSink
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "report_consumer_lag_of"]
+
+#: Seconds between refreshes of leap_worker_consumer_lag_records.
+CONSUMER_LAG_INTERVAL = 15.0
 
 
 def create_app(settings: Settings, students: Mapping[str, Student], policy: Policy) -> faust.App:
@@ -104,12 +108,64 @@ def create_app(settings: Settings, students: Mapping[str, Student], policy: Poli
                     key=b"", value=b"", partition=partition, headers=[(CLOCK_HEADER, now)]
                 )
 
+    @app.timer(CONSUMER_LAG_INTERVAL)
+    async def report_consumer_lag() -> None:
+        report_consumer_lag_of(app, settings.activity_topic)
+
+    # Table recovery is timed from the rebalance that starts it (partitions revoked, or
+    # assigned if no revoke was seen) to faust's recovery sending on_rebalance_complete,
+    # once the tables' active partitions are restored and streams resume.
+    recovery_started: list[float] = []
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        recovery_started[:] = [time.monotonic()]
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        if not recovery_started:
+            recovery_started.append(time.monotonic())
+
+    @app.on_rebalance_complete.connect
+    async def on_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        if recovery_started:
+            TABLE_RECOVERY_SECONDS.set(time.monotonic() - recovery_started.pop())
+
     @app.page("/metrics")
     async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # In a header: aiohttp refuses a content_type argument that carries a charset.
+        return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/healthz")
     async def healthz(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         return web.json({"status": "ok"})
 
     return app
+
+
+_lag_partitions: set[str] = set()
+
+
+def report_consumer_lag_of(app: faust.App, topic: str) -> None:
+    """Set leap_worker_consumer_lag_records for the ``topic`` partitions assigned here.
+
+    The end offset is the consumer's highwater (from its last fetch); the committed offset
+    is faust's own record of what it committed (``Consumer._committed_offset``: faust has
+    no public accessor, and asking the broker every 15 s would cost a round trip)."""
+    consumer = app.consumer
+    committed_offsets: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    seen: set[str] = set()
+    for tp in consumer.assignment():
+        if tp.topic != topic:
+            continue
+        end = consumer.highwater(tp)
+        committed = committed_offsets.get(tp)
+        if end is None or committed is None:
+            continue  # not fetched from, or never committed, yet
+        label = str(tp.partition)
+        CONSUMER_LAG.labels(label).set(max(0, end - committed))
+        seen.add(label)
+    for gone in _lag_partitions - seen:
+        CONSUMER_LAG.remove(gone)
+    _lag_partitions.clear()
+    _lag_partitions.update(seen)

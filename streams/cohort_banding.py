@@ -17,9 +17,10 @@ from typing import Any
 from faust.types import TableT, TopicT
 
 from leap.reference import Student
+from leap.scoring import INDICATORS as LEVELS
 from leap.scoring import LABELS, Policy, score_cohort
 from schemas.codec import AvroCodec
-from streams.metrics import INDICATOR_CHANGES
+from streams.metrics import INDICATOR_CHANGES, INDICATORS
 from streams.redis_sink import RedisSink
 from streams.table_batch import TableBatch
 
@@ -121,4 +122,16 @@ class CohortBanding:
                 key=change["student_id"].encode(), value=self.change_codec.encode(change)
             )
         INDICATOR_CHANGES.labels("day_close").inc(len(changes))
+        self._report_distribution(states)
         log.info("banded %d students as of %s: %d changes", len(states), as_of, len(changes))
+
+    @staticmethod
+    def _report_distribution(states: Mapping[str, Mapping[str, str]]) -> None:
+        """Set each banded cohort's five gauges (a cohort is one course + year)."""
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for state in states.values():
+            cohort = counts.setdefault((state["course"], state["year"]), dict.fromkeys(LEVELS, 0))
+            cohort[state["indicator"]] += 1
+        for (course, year), by_level in counts.items():
+            for level, count in by_level.items():
+                INDICATORS.labels(course, year, level).set(count)

@@ -19,7 +19,7 @@ from leap.reference import Student, partition_for, students_by_partition
 from leap.scoring import Policy, student_score
 from leap.settings import Settings
 from streams.current_event import processing
-from streams.metrics import DAY_CLOSE_SECONDS, DAYS_CLOSED
+from streams.metrics import DAY_CLOSE_SECONDS, DAYS_CLOSED, STUDENTS_SCORED
 from streams.redis_sink import RedisSink
 
 __all__ = ["DayCloser"]
@@ -76,6 +76,7 @@ class DayCloser:
         )
         elapsed = time.perf_counter() - started
         DAYS_CLOSED.inc()
+        STUDENTS_SCORED.inc(len(students))
         DAY_CLOSE_SECONDS.observe(elapsed)
         log.info(
             "closed %s on partition %d: %d students in %.3fs",

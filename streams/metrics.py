@@ -1,14 +1,21 @@
 """The worker's Prometheus metrics (bounded labels only: never a student id)."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "CONSUMER_LAG",
     "DAYS_CLOSED",
     "DAY_CLOSE_SECONDS",
     "DEAD_LETTERS",
     "EVENTS",
+    "EVENT_LAG_SECONDS",
+    "INDICATORS",
     "INDICATOR_CHANGES",
+    "LAST_CLOSED_DAY",
     "REDIS_ERRORS",
+    "REDIS_WRITE_SECONDS",
+    "STUDENTS_SCORED",
+    "TABLE_RECOVERY_SECONDS",
 ]
 
 EVENTS = Counter(
@@ -30,4 +37,40 @@ INDICATOR_CHANGES = Counter(
 )
 REDIS_ERRORS = Counter(
     "leap_worker_redis_errors_total", "Redis writes that failed and were retried."
+)
+
+_HOUR, _DAY = 3600, 86400
+#: One second to one week: live feeds arrive in seconds, nightly exports hours late.
+_LAG_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, _HOUR, 3 * _HOUR, 6 * _HOUR)
+EVENT_LAG_SECONDS = Histogram(
+    "leap_worker_event_lag_seconds",
+    "Now minus occurred_at of each counted event, when the worker consumed it.",
+    buckets=(*_LAG_BUCKETS, 12 * _HOUR, _DAY, 2 * _DAY, 3 * _DAY, 7 * _DAY),
+)
+CONSUMER_LAG = Gauge(
+    "leap_worker_consumer_lag_records",
+    "End offset minus committed offset of each leap.activity partition assigned here.",
+    ["partition"],
+)
+STUDENTS_SCORED = Counter(
+    "leap_worker_students_scored_total", "Students scored at day closes (one per partition-day)."
+)
+LAST_CLOSED_DAY = Gauge(
+    "leap_worker_last_closed_day_timestamp_seconds",
+    "Unix time of the end (local midnight) of the last day closed on each partition.",
+    ["partition"],
+)
+INDICATORS = Gauge(
+    "leap_worker_indicators",
+    "Students per indicator in each cohort, as of the cohort's last banding.",
+    ["course", "year", "indicator"],
+)
+REDIS_WRITE_SECONDS = Histogram(
+    "leap_worker_redis_write_seconds",
+    "Time of each Redis pipeline write attempt.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+TABLE_RECOVERY_SECONDS = Gauge(
+    "leap_worker_table_recovery_seconds",
+    "How long the last table recovery took, from partition assignment to recovery complete.",
 )

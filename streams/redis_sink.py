@@ -18,7 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, before_sleep_log, retry_if_exception_type, wait_exponential
 
 from leap.state_keys import days_key, indicator_key
-from streams.metrics import REDIS_ERRORS
+from streams.metrics import REDIS_ERRORS, REDIS_WRITE_SECONDS
 
 __all__ = ["RedisSink"]
 
@@ -71,7 +71,7 @@ class RedisSink:
             before_sleep=self._on_retry,
             reraise=True,
         ):
-            with attempt:
+            with attempt, REDIS_WRITE_SECONDS.time():
                 await write()
 
     @staticmethod
