@@ -24,6 +24,17 @@ if ((${#missing[@]})); then
     echo "installed ${missing[*]}"
 fi
 
+# promtool (Debian's prometheus package) validates deploy/prometheus/ in tests/unit/test_deploy.py.
+if [[ $only == all ]] && ! command -v promtool >/dev/null; then
+    if ((EUID != 0)); then
+        echo "missing: promtool; install with: sudo apt-get install -y --no-install-recommends prometheus" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    echo "installed prometheus (for promtool)"
+fi
+
 if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null
     for _ in $(seq 50); do
