@@ -35,6 +35,18 @@ if [[ $only == all ]] && ! command -v promtool >/dev/null; then
     echo "installed prometheus (for promtool)"
 fi
 
+# A Compose validator for deploy/compose.yaml (tests/unit/test_deploy.py): the Docker CLI's
+# compose plugin where present, else Debian's docker-compose, which validates without an engine.
+if [[ $only == all ]] && ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+    if ((EUID != 0)); then
+        echo "missing: docker-compose; install with: sudo apt-get install -y docker-compose" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+    echo "installed docker-compose (to validate deploy/compose.yaml)"
+fi
+
 if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null
     for _ in $(seq 50); do

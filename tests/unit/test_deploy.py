@@ -269,6 +269,32 @@ def _promtool(*args: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_compose_file_is_valid_for_compose() -> None:
+    """`docker compose config` where the plugin exists, else Debian's docker-compose."""
+    docker = shutil.which("docker")
+    plugin = docker and subprocess.run(
+        [docker, "compose", "version"], capture_output=True, check=False
+    )
+    if docker and plugin and plugin.returncode == 0:
+        command = [docker, "compose"]
+    elif shutil.which("docker-compose"):
+        command = ["docker-compose"]
+    else:
+        pytest.fail(
+            "no Compose validator: run `make test` (scripts/services.sh installs Debian's "
+            "`docker-compose`) or `sudo apt-get install -y docker-compose`."
+        )
+    result = subprocess.run(
+        [*command, "-f", "compose.yaml", "config", "-q"],
+        cwd=PROMETHEUS.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_promtool_check_rules() -> None:
     _promtool("check", "rules", "alerts.yml")
 
