@@ -14,10 +14,10 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from connectors.feeds import FEEDS, METRICS_CONNECTOR, FeedError, FeedReader, load_mapping
 from connectors.identity import IdentityError, IdentityMap
+from leap.progress import file_progress
 from leap.settings import Settings
 
 __all__ = ["feeds_app"]
@@ -104,19 +104,10 @@ def import_feed(
 
     async def run() -> int:
         await ensure_topics(settings)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(f"importing {file.name}", total=file.stat().st_size)
+        with file_progress(f"importing {file.name}", file, err) as show:
             async with ActivityPublisher(settings, connector=METRICS_CONNECTOR) as publisher:
                 return await publisher.publish(
-                    reader.items(),
-                    on_sent=lambda n: progress.update(task, completed=reader.bytes_read),
+                    reader.items(), on_sent=lambda n: show(reader.bytes_read)
                 )
 
     try:

@@ -6,8 +6,6 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -15,12 +13,12 @@ from typing import Annotated, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from connectors.caliper_cli import caliper_app_cli
 from connectors.feeds_cli import feeds_app
 from connectors.moodle_cli import moodle_app
 from connectors.xapi_cli import xapi_app_cli
+from leap.progress import file_progress
 from leap.settings import Settings
 
 __all__ = ["main"]
@@ -141,7 +139,7 @@ def import_events(
 
     async def run() -> int:
         await ensure_topics(settings)
-        with _file_progress(f"importing {file.name}", file) as show:
+        with file_progress(f"importing {file.name}", file, err) as show:
             async with ActivityPublisher(settings) as publisher:
                 return await publisher.publish(
                     reader.items(), on_sent=lambda n: show(reader.bytes_read)
@@ -180,7 +178,7 @@ def replay(
         _fail(str(exc))
     reader = FileReader(file)
     book = DailyTotalsBook(settings.zone)
-    with _file_progress(f"reading {file.name}", file) as show:
+    with file_progress(f"reading {file.name}", file, err) as show:
         for n, item in enumerate(reader.items()):
             if not isinstance(item, Rejected | Tick):
                 book.add(item)
@@ -193,21 +191,6 @@ def replay(
         f"{reader.summary.read} events read, {book.duplicates} duplicates, "
         f"{rejected} rejected; {len(reference)} students as of {day}"
     )
-
-
-@contextmanager
-def _file_progress(description: str, file: Path) -> Iterator[Callable[[int], None]]:
-    """A progress bar over a file's bytes, on stderr (stdout may be a result stream)."""
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(description, total=file.stat().st_size)
-        yield lambda done: progress.update(task, completed=done)
 
 
 def _wait_for_interrupt() -> None:

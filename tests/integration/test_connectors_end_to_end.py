@@ -33,7 +33,7 @@ from tests.integration.leap_process import leap_env, leap_running, run_leap, wai
 from tests.integration.test_caliper_endpoint import AUTH as CALIPER_AUTH
 from tests.integration.test_caliper_endpoint import ENVELOPE as CALIPER_ENVELOPE
 from tests.integration.test_caliper_endpoint import TOKEN as CALIPER_TOKEN
-from tests.integration.test_moodle_connector import COURSES, LOG, MOODLE_DDL, USERS, insert_log
+from tests.integration.test_moodle_connector import fill_moodle
 from tests.integration.test_pipeline import read_topic, redis_indicators
 from tests.integration.test_xapi_endpoint import BATCH as XAPI_BATCH
 from tests.integration.test_xapi_endpoint import HEADERS as XAPI_HEADERS
@@ -55,14 +55,7 @@ FEED_IMPORTS = [
 async def moodle_database(dsn: str) -> None:
     connection = await asyncpg.connect(dsn)
     try:
-        await connection.execute(MOODLE_DDL)
-        await connection.executemany(
-            "INSERT INTO mdl_user (id, username, idnumber, deleted) VALUES ($1, $2, $3, $4)", USERS
-        )
-        await connection.executemany(
-            "INSERT INTO mdl_course (id, shortname, format) VALUES ($1, $2, $3)", COURSES
-        )
-        await insert_log(connection, LOG)
+        await fill_moodle(connection)
     finally:
         await connection.close()
 

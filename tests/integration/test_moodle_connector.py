@@ -211,18 +211,23 @@ async def insert_log(connection: asyncpg.Connection, rows: list[tuple[Any, ...]]
     )
 
 
+async def fill_moodle(connection: asyncpg.Connection) -> None:
+    """Moodle's tables with the users, courses and log above."""
+    await connection.execute(MOODLE_DDL)
+    await connection.executemany(
+        "INSERT INTO mdl_user (id, username, idnumber, deleted) VALUES ($1, $2, $3, $4)", USERS
+    )
+    await connection.executemany(
+        "INSERT INTO mdl_course (id, shortname, format) VALUES ($1, $2, $3)", COURSES
+    )
+    await insert_log(connection, LOG)
+
+
 @pytest.fixture
 async def moodle(postgres_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(postgres_dsn)
     try:
-        await connection.execute(MOODLE_DDL)
-        await connection.executemany(
-            "INSERT INTO mdl_user (id, username, idnumber, deleted) VALUES ($1, $2, $3, $4)", USERS
-        )
-        await connection.executemany(
-            "INSERT INTO mdl_course (id, shortname, format) VALUES ($1, $2, $3)", COURSES
-        )
-        await insert_log(connection, LOG)
+        await fill_moodle(connection)
         yield connection
     finally:
         await connection.close()
