@@ -9,9 +9,25 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from leap.brokers import free_port
 
 T = TypeVar("T")
+
+
+def isolated_worker(topic_prefix: str, data_dir: Path) -> dict[str, Any]:
+    """Settings for a worker of its own: app id, topics and web port no other test shares."""
+    return {
+        "app_id": f"{topic_prefix}leap",
+        "data_dir": data_dir,
+        "worker_web_port": free_port(),
+        "activity_topic": f"{topic_prefix}leap.activity",
+        "dead_letter_topic": f"{topic_prefix}leap.dead-letter",
+        "indicator_changes_topic": f"{topic_prefix}leap.indicator-changes",
+        "cohort_scores_topic": f"{topic_prefix}leap.cohort-scores",
+        "broker_session_timeout": 6,
+    }
 
 
 def leap_env(**settings: object) -> dict[str, str]:

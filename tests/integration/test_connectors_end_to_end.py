@@ -24,12 +24,17 @@ from connectors.moodle import MoodleConfig
 from connectors.moodle_cli import run_poller
 from connectors.publisher import ActivityPublisher, Tick
 from connectors.xapi_app import create_xapi_app
-from leap.brokers import free_port
 from leap.settings import Settings
 from schemas.codec import activity_codec, activity_to_json
 from streams.clock import close_instant
 from streams.topics import ensure_topics
-from tests.integration.leap_process import leap_env, leap_running, run_leap, wait_for
+from tests.integration.leap_process import (
+    isolated_worker,
+    leap_env,
+    leap_running,
+    run_leap,
+    wait_for,
+)
 from tests.integration.test_caliper_endpoint import AUTH as CALIPER_AUTH
 from tests.integration.test_caliper_endpoint import ENVELOPE as CALIPER_ENVELOPE
 from tests.integration.test_caliper_endpoint import TOKEN as CALIPER_TOKEN
@@ -113,14 +118,7 @@ def test_connectors_change_indicators_end_to_end(
         "clock": "event",
         "partitions": 3,
         "students": students_csv,
-        "app_id": f"{topic_prefix}leap",
-        "data_dir": tmp_path / "worker",
-        "worker_web_port": free_port(),
-        "activity_topic": f"{topic_prefix}leap.activity",
-        "dead_letter_topic": f"{topic_prefix}leap.dead-letter",
-        "indicator_changes_topic": f"{topic_prefix}leap.indicator-changes",
-        "cohort_scores_topic": f"{topic_prefix}leap.cohort-scores",
-        "broker_session_timeout": 6,
+        **isolated_worker(topic_prefix, tmp_path / "worker"),
     }
     settings = Settings(**config)
     env = leap_env(**config)

@@ -21,13 +21,18 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.synthetic import SyntheticTerm, make_students, write_students
-from leap.brokers import free_port
 from leap.reference import partition_for
 from leap.settings import Settings
 from leap.state_keys import indicator_key
 from schemas.codec import activity_codec, activity_to_json, indicator_change_codec
 from tests.integration.api_client import serve
-from tests.integration.leap_process import leap_env, leap_running, run_leap, wait_for
+from tests.integration.leap_process import (
+    isolated_worker,
+    leap_env,
+    leap_running,
+    run_leap,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -80,14 +85,7 @@ def build_pipeline(
         "day_close_grace": "PT2H",
         "partitions": PARTITIONS,
         "students": students_csv,
-        "app_id": f"{topic_prefix}leap",
-        "data_dir": tmp_path / "worker",
-        "worker_web_port": free_port(),
-        "activity_topic": f"{topic_prefix}leap.activity",
-        "dead_letter_topic": f"{topic_prefix}leap.dead-letter",
-        "indicator_changes_topic": f"{topic_prefix}leap.indicator-changes",
-        "cohort_scores_topic": f"{topic_prefix}leap.cohort-scores",
-        "broker_session_timeout": 6,
+        **isolated_worker(topic_prefix, tmp_path / "worker"),
     }
     return Pipeline(
         settings=Settings(**config),
