@@ -64,40 +64,20 @@ def problem_response(
 
 
 class ProblemError(Exception):
-    """Raised by endpoints to answer with a problem instead of threading responses back."""
+    """Raised by endpoints to answer with a problem instead of threading responses back.
+
+    Takes exactly :func:`problem_response`'s arguments and builds the response at once."""
 
     def __init__(
-        self,
-        status: int,
-        title: str | None = None,
-        detail: str | None = None,
-        *,
-        type_: str = "about:blank",
-        headers: Mapping[str, str] | None = None,
-        extensions: Mapping[str, Any] | None = None,
+        self, status: int, title: str | None = None, detail: str | None = None, **options: Any
     ) -> None:
         super().__init__(detail or title or HTTPStatus(status).phrase)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.type_ = type_
-        self.headers = headers
-        self.extensions = extensions
-
-    def response(self) -> JSONResponse:
-        return problem_response(
-            self.status,
-            self.title,
-            self.detail,
-            type_=self.type_,
-            headers=self.headers,
-            extensions=self.extensions,
-        )
+        self.response = problem_response(status, title, detail, **options)
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
-    return exc.response()
+    return exc.response
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> Response:
