@@ -30,7 +30,7 @@ from streams.metrics import EVENT_LAG_SECONDS, EVENTS, LAST_CLOSED_DAY
 from streams.redis_sink import RedisSink
 from streams.table_batch import TableBatch
 
-__all__ = ["ActivityProcessor", "DayRecord", "event_fingerprint", "totals_key"]
+__all__ = ["ActivityProcessor", "DayRecord", "day_breakdown", "event_fingerprint", "totals_key"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,14 @@ def totals_key(student_id: str, day: date) -> str:
 def event_fingerprint(event_id: str) -> str:
     """48 bits of the event id: enough to tell apart one student-day's events, in 12 chars."""
     return hashlib.blake2b(event_id.encode(), digest_size=6).hexdigest()
+
+
+def day_breakdown(sources: Mapping[str, int], policy: Policy) -> dict[str, Any]:
+    """A day as the API shows it (``leap.state_keys``): engagement and per-source totals."""
+    return {
+        "engagement": daily_engagement(sources, policy),
+        "sources": {s: v / 1000 for s, v in sorted(sources.items())},
+    }
 
 
 @dataclass
@@ -231,10 +239,7 @@ class ActivityProcessor:
                 continue  # only duplicates touched it: nothing changed
             writes.set(totals_key(sid, day), day_record.to_table(), event.message.partition)
             if sid in self.students:
-                breakdowns[(sid, day)] = {
-                    "engagement": daily_engagement(day_record.sources, self.policy),
-                    "sources": {s: v / 1000 for s, v in sorted(day_record.sources.items())},
-                }
+                breakdowns[(sid, day)] = day_breakdown(day_record.sources, self.policy)
         batch.clear()
         await writes.commit()
         await self.sink.write_days(breakdowns)

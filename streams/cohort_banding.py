@@ -83,7 +83,6 @@ class CohortBanding:
             if student is None:
                 continue  # removed from the reference data since its partition reported
             indicator = result.indicators[sid]
-            writes.set(sid, {"indicator": indicator, "as_of": as_of.isoformat()}, partition)
             states[sid] = {
                 "student_id": sid,
                 "indicator": indicator,
@@ -97,6 +96,12 @@ class CohortBanding:
                 "year": str(student.year),
                 "updated_at": now.isoformat(),
             }
+            # The table holds the whole Redis state, so Redis can be rebuilt from it.
+            writes.set(
+                sid,
+                {"indicator": indicator, "as_of": as_of.isoformat(), "state": states[sid]},
+                partition,
+            )
             if previous is None or previous["indicator"] != indicator:
                 changes.append(
                     {
