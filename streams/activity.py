@@ -1,5 +1,10 @@
 """Activity events in; per-student daily totals and closed days out.
 
+An event for a day its partition has already closed is *late*: it is counted, and the
+students it touches are rescored for every closed as-of date whose window holds that day
+(``DayCloser.rescore``), so their cohorts are banded again. Beyond the lateness horizon a
+day is final: such an event is dead-lettered as ``too_late``, never silently dropped.
+
 Exactly-once *effect* on at-least-once Kafka: a (student, local date) record holds its
 per-source totals **and** the ids of the events it counted, written as one changelog
 record. After a crash either the record (with those ids) was written, so a re-read
@@ -80,6 +85,8 @@ class _Batch:
     event_for_student: dict[str, EventT] = field(default_factory=dict)
     #: occurred_at (unix seconds) of each event counted, for the event-lag histogram
     occurred: list[float] = field(default_factory=list)
+    #: per student, the oldest already-closed day a late event was counted on
+    late: dict[str, date] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.records.clear()
@@ -122,7 +129,14 @@ class ActivityProcessor:
                 continue
             record = await self._accept(event)
             if record is not None:
-                self._count(event, record, batch)
+                if not self._count(event, record, batch):
+                    await self.dead_letters.send(
+                        event.message,
+                        "too_late",
+                        f"its day closed more than {self.settings.lateness_horizon_days} "
+                        "days ago (LEAP_LATENESS_HORIZON_DAYS); recompute with leap replay",
+                    )
+                    continue
                 if self.settings.clock == "event":
                     occurred_ms = int(record["occurred_at"].timestamp() * 1000)
                     await self._advance(event, occurred_ms, batch)
@@ -151,25 +165,35 @@ class ActivityProcessor:
             return None
         return record
 
-    def _count(self, event: EventT, record: Mapping[str, Any], batch: _Batch) -> None:
+    def _count(self, event: EventT, record: Mapping[str, Any], batch: _Batch) -> bool:
+        """Count the event once; False if its day is past the lateness horizon."""
         sid, source = record["student_id"], record["source"]
         day = local_date(record["occurred_at"], self.zone)
         day_record = batch.records.get((sid, day))
         if day_record is None:
             day_record = DayRecord.from_table(self.daily_totals.get(totals_key(sid, day)))
-            batch.records[(sid, day)] = day_record
         fingerprint = event_fingerprint(record["event_id"])
         if fingerprint in day_record.counted:
+            # A duplicate first: a re-delivered event counted before its day became final
+            # is a duplicate, not a new too-late event.
             EVENTS.labels(source, "duplicate").inc()
-            return
+            return True
+        closed = self._last_closed(event.message.partition)
+        days_late = (closed - day).days if closed is not None and day <= closed else None
+        if days_late is not None and days_late >= self.settings.lateness_horizon_days:
+            EVENTS.labels(source, "too_late").inc()
+            return False
+        batch.records[(sid, day)] = day_record
         day_record.counted.add(fingerprint)
         day_record.sources[source] = day_record.sources.get(source, 0) + to_milli(
             record["quantity"]
         )
         batch.event_for_student[sid] = event
         batch.occurred.append(record["occurred_at"].timestamp())
-        closed = self._last_closed(event.message.partition)
-        EVENTS.labels(source, "late" if closed and day <= closed else "counted").inc()
+        if days_late is not None:
+            batch.late[sid] = min(day, batch.late.get(sid, day))
+        EVENTS.labels(source, "counted" if days_late is None else "late").inc()
+        return True
 
     async def _on_tick(self, event: EventT, tick: bytes, batch: _Batch) -> None:
         try:
@@ -232,6 +256,11 @@ class ActivityProcessor:
     async def _flush(self, batch: _Batch) -> None:
         """Write each touched day record once, and its breakdown to Redis for the API."""
         breakdowns: dict[tuple[str, date], dict[str, Any]] = {}
+        late_by_partition: dict[int, dict[str, date]] = {}
+        for sid, day in batch.late.items():
+            partition = batch.event_for_student[sid].message.partition
+            late_by_partition.setdefault(partition, {})[sid] = day
+        batch.late.clear()
         writes = TableBatch(self.daily_totals)
         for (sid, day), day_record in batch.records.items():
             event = batch.event_for_student.get(sid)
@@ -243,3 +272,7 @@ class ActivityProcessor:
         batch.clear()
         await writes.commit()
         await self.sink.write_days(breakdowns)
+        for partition, late in late_by_partition.items():
+            closed = self._last_closed(partition)
+            if closed is not None:  # always: late means closed, and clocks never go back
+                await self.day_closer.rescore(partition, late, closed)

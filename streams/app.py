@@ -82,6 +82,7 @@ def create_app(settings: Settings, students: Mapping[str, Student], policy: Poli
         app.topic(settings.indicator_changes_topic, **raw),
         indicator_change_codec(settings.schema_registry_url, settings.indicator_changes_topic),
         sink,
+        settings.lateness_horizon_days,
     )
 
     @app.agent(activity_topic, name="activity")

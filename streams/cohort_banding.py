@@ -5,6 +5,11 @@ day. It keeps them until the set is complete, then bands the whole cohort agains
 reference (the same ``leap.scoring.score_cohort`` that ``leap replay`` calls), writes
 each student's state to Redis and publishes an ``IndicatorChange`` when the
 indicator changed (or is the student's first).
+
+A round keeps its reports while late data may still revise it (the lateness horizon). A
+late report merges its students' new scores into the round and bands the cohort again;
+each student whose indicator *for that as-of date* changed gets an ``IndicatorChange``
+with ``reason=late_data``, and Redis is updated where that date is the student's newest.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ log = logging.getLogger(__name__)
 #: Completed rounds are remembered this long, so a re-delivered report is ignored.
 ROUND_MEMORY = timedelta(days=62)
 
+Scores = Mapping[str, list[float]]  # student id -> [score, window days]
+
 
 class CohortBanding:
     def __init__(
@@ -42,6 +49,7 @@ class CohortBanding:
         changes_topic: TopicT,
         change_codec: AvroCodec,
         sink: RedisSink,
+        lateness_horizon_days: int,
     ) -> None:
         self.policy = policy
         self.students = students
@@ -50,70 +58,116 @@ class CohortBanding:
         self.changes_topic = changes_topic
         self.change_codec = change_codec
         self.sink = sink
+        # Late events reach back at most this far behind the newest completed round.
+        self.keep_reports = timedelta(days=lateness_horizon_days + 1)
 
     async def on_report(self, report: Mapping[str, Any], partition: int) -> None:
         """Keep one partition's report (read from ``partition`` of the cohort-scores
-        topic); band the cohort when the last one arrives."""
+        topic); band the cohort when the last one arrives, again when late data revises it."""
         cohort, as_of = report["cohort"], date.fromisoformat(report["as_of"])
-        key = f"{cohort}|{as_of.isoformat()}"
+        key = self._round_key(cohort, as_of)
         state = self.rounds.get(key) or {}
-        if state.get("done"):
+        done = bool(state.get("done"))
+        parts: dict[str, dict[str, list[float]]] = {
+            part: dict(scores) for part, scores in state.get("parts", {}).items()
+        }
+        part = str(report["partition"])
+        if report.get("late"):
+            if part not in parts:  # a round before this deployment's first, or long gone
+                log.warning("late report for %s as of %s has no round to revise", cohort, as_of)
+                return
+            parts[part].update(report["scores"])
+        elif done and not parts:
+            return  # a re-delivered report for a round past the lateness horizon
+        else:
+            parts[part] = dict(report["scores"])
+        if not done:
+            if len(parts) < report["partitions"]:
+                self.rounds[key] = {"parts": parts}
+                return
+            self.rounds[key] = {"done": True, "parts": parts}
+            self._forget_old_rounds(cohort, as_of)
+            await self._band(as_of, _merged(parts), partition, before=None)
             return
-        parts = dict(state.get("parts", {}))
-        parts[str(report["partition"])] = report["scores"]
-        if len(parts) < report["partitions"]:
-            self.rounds[key] = {"parts": parts}
-            return
-        self.rounds[key] = {"done": True}
-        self.rounds.pop(f"{cohort}|{(as_of - ROUND_MEMORY).isoformat()}", None)
-        scores = {sid: entry for part in parts.values() for sid, entry in part.items()}
-        await self._band(as_of, scores, partition)
+        before = _merged(state["parts"])
+        after = _merged(parts)
+        if after == before:
+            return  # a re-delivered report: nothing new
+        self.rounds[key] = {"done": True, "parts": parts}
+        await self._band(as_of, after, partition, before=before)
 
-    async def _band(self, as_of: date, scores: Mapping[str, list[float]], partition: int) -> None:
+    @staticmethod
+    def _round_key(cohort: str, as_of: date) -> str:
+        return f"{cohort}|{as_of.isoformat()}"
+
+    def _forget_old_rounds(self, cohort: str, as_of: date) -> None:
+        """Drop the scores of a round late data can no longer reach; later, its marker."""
+        self.rounds.pop(self._round_key(cohort, as_of - ROUND_MEMORY), None)
+        final = self._round_key(cohort, as_of - self.keep_reports)
+        if (self.rounds.get(final) or {}).get("parts"):
+            self.rounds[final] = {"done": True}
+
+    async def _band(
+        self, as_of: date, scores: Scores, partition: int, before: Scores | None
+    ) -> None:
+        """Band a cohort's scores as of ``as_of``. ``before`` is None at the day's close;
+        on a revision it holds the scores that were banded before the late data."""
         result = score_cohort({sid: entry[0] for sid, entry in scores.items()}, self.policy)
+        banded_before = (
+            score_cohort({sid: entry[0] for sid, entry in before.items()}, self.policy)
+            if before is not None
+            else None
+        )
+        reason = "day_close" if banded_before is None else "late_data"
         now = datetime.now(UTC)
         states: dict[str, dict[str, str]] = {}
         changes: list[dict[str, Any]] = []
         writes = TableBatch(self.indicators)
         for sid, (score, window) in sorted(scores.items()):
-            previous = self.indicators.get(sid)
-            if previous and previous["as_of"] > as_of.isoformat():
-                continue  # a newer day already stands for this student
             student = self.students.get(sid)
             if student is None:
                 continue  # removed from the reference data since its partition reported
+            current = self.indicators.get(sid)
+            is_newest = current is None or current["as_of"] <= as_of.isoformat()
             indicator = result.indicators[sid]
-            states[sid] = {
-                "student_id": sid,
-                "indicator": indicator,
-                "label": LABELS[indicator],
-                "score": repr(score),
-                "reference_score": repr(result.reference_score),
-                "as_of": as_of.isoformat(),
-                "window_days": str(int(window)),
-                "policy_version": self.policy.version,
-                "course": student.course,
-                "year": str(student.year),
-                "updated_at": now.isoformat(),
-            }
-            # The table holds the whole Redis state, so Redis can be rebuilt from it.
-            writes.set(
-                sid,
-                {"indicator": indicator, "as_of": as_of.isoformat(), "state": states[sid]},
-                partition,
-            )
-            if previous is None or previous["indicator"] != indicator:
+            if banded_before is None:
+                if not is_newest:
+                    continue  # a newer day already stands for this student
+                previous = current["indicator"] if current else None
+            else:
+                previous = banded_before.indicators.get(sid)
+            if is_newest:
+                states[sid] = {
+                    "student_id": sid,
+                    "indicator": indicator,
+                    "label": LABELS[indicator],
+                    "score": repr(score),
+                    "reference_score": repr(result.reference_score),
+                    "as_of": as_of.isoformat(),
+                    "window_days": str(int(window)),
+                    "policy_version": self.policy.version,
+                    "course": student.course,
+                    "year": str(student.year),
+                    "updated_at": now.isoformat(),
+                }
+                # The table holds the whole Redis state, so Redis can be rebuilt from it.
+                writes.set(
+                    sid,
+                    {"indicator": indicator, "as_of": as_of.isoformat(), "state": states[sid]},
+                    partition,
+                )
+            if previous != indicator:
                 changes.append(
                     {
                         "student_id": sid,
                         "as_of": as_of,
-                        "previous_indicator": previous["indicator"] if previous else None,
+                        "previous_indicator": previous,
                         "indicator": indicator,
                         "score": score,
                         "reference_score": result.reference_score,
                         "window_days": int(window),
                         "policy_version": self.policy.version,
-                        "reason": "day_close",
+                        "reason": reason,
                         "course": student.course,
                         "year": student.year,
                         "contact_allowed": True,
@@ -126,9 +180,12 @@ class CohortBanding:
             await self.changes_topic.send(
                 key=change["student_id"].encode(), value=self.change_codec.encode(change)
             )
-        INDICATOR_CHANGES.labels("day_close").inc(len(changes))
-        self._report_distribution(states)
-        log.info("banded %d students as of %s: %d changes", len(states), as_of, len(changes))
+        INDICATOR_CHANGES.labels(reason).inc(len(changes))
+        if len(states) == len(scores):  # the whole cohort stands as of this day
+            self._report_distribution(states)
+        log.info(
+            "banded %d students as of %s (%s): %d changes", len(scores), as_of, reason, len(changes)
+        )
 
     @staticmethod
     def _report_distribution(states: Mapping[str, Mapping[str, str]]) -> None:
@@ -140,3 +197,8 @@ class CohortBanding:
         for (course, year), by_level in counts.items():
             for level, count in by_level.items():
                 INDICATORS.labels(course, year, level).set(count)
+
+
+def _merged(parts: Mapping[str, Scores]) -> dict[str, list[float]]:
+    """One round's scores from all its partitions' reports."""
+    return {sid: list(entry) for part in parts.values() for sid, entry in part.items()}

@@ -3,6 +3,8 @@
 A cohort (course + year) spans partitions, so no one worker can band it alone. Each
 partition reports its students' scores for every cohort (empty reports too), keyed by
 cohort, and ``streams.cohort_banding`` bands a cohort once every partition reported.
+Late events send a *late* report of just the students they touched, for each closed
+as-of date whose window holds the late day; banding merges it and bands again.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class DayCloser:
     ) -> None:
         self.settings = settings
         self.policy = policy
+        self.students = students
         self.daily_totals = daily_totals
         self.cohort_scores = cohort_scores
         self.sink = sink
@@ -84,6 +87,39 @@ class DayCloser:
             partition,
             len(students),
             elapsed,
+        )
+
+    async def rescore(self, partition: int, late: Mapping[str, date], closed: date) -> None:
+        """Send new scores of students whose closed days changed (``late`` maps each to the
+        oldest such day) for every as-of date up to ``closed`` whose window holds it."""
+        reports: dict[tuple[str, date], dict[str, list[float]]] = {}
+        for sid, first in late.items():
+            student = self.students.get(sid)
+            if student is None:
+                continue  # activity of someone not in the reference data: kept, not scored
+            window = self.policy.window_days(student.mode)
+            totals = self._totals_of(sid)
+            for offset in range((min(closed, first + timedelta(days=window - 1)) - first).days + 1):
+                as_of = first + timedelta(days=offset)
+                score = student_score(totals, as_of, window, self.policy)
+                reports.setdefault((student.cohort, as_of), {})[sid] = [score, window]
+        for (cohort, as_of), scores in sorted(reports.items()):
+            await self.cohort_scores.send(
+                key=cohort.encode(),
+                value={
+                    "cohort": cohort,
+                    "as_of": as_of.isoformat(),
+                    "partition": partition,
+                    "partitions": self.settings.partitions,
+                    "scores": scores,
+                    "late": True,
+                },
+            )
+        log.info(
+            "late events on partition %d: %d students rescored for %d cohort-days",
+            partition,
+            len(late),
+            len(reports),
         )
 
     def _totals_of(self, student_id: str) -> Any:
