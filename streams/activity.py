@@ -23,6 +23,7 @@ from typing import Any
 
 from faust.types import EventT, TableT
 
+from leap.lateness import days_late, is_too_late
 from leap.reference import Student, partition_for
 from leap.scoring import Policy, daily_engagement, day_end, local_date, to_milli
 from leap.settings import Settings
@@ -179,10 +180,10 @@ class ActivityProcessor:
             EVENTS.labels(source, "duplicate").inc()
             return True
         closed = self._last_closed(event.message.partition)
-        days_late = (closed - day).days if closed is not None and day <= closed else None
-        if days_late is not None and days_late >= self.settings.lateness_horizon_days:
+        if is_too_late(day, closed, self.settings.lateness_horizon_days):
             EVENTS.labels(source, "too_late").inc()
             return False
+        late = days_late(day, closed) is not None
         batch.records[(sid, day)] = day_record
         day_record.counted.add(fingerprint)
         day_record.sources[source] = day_record.sources.get(source, 0) + to_milli(
@@ -190,9 +191,9 @@ class ActivityProcessor:
         )
         batch.event_for_student[sid] = event
         batch.occurred.append(record["occurred_at"].timestamp())
-        if days_late is not None:
+        if late:
             batch.late[sid] = min(day, batch.late.get(sid, day))
-        EVENTS.labels(source, "counted" if days_late is None else "late").inc()
+        EVENTS.labels(source, "late" if late else "counted").inc()
         return True
 
     async def _on_tick(self, event: EventT, tick: bytes, batch: _Batch) -> None:

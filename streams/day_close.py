@@ -17,6 +17,7 @@ from typing import Any
 
 from faust.types import EventT, TableT, TopicT
 
+from leap.lateness import amended_as_of_dates
 from leap.reference import Student, partition_for, students_by_partition
 from leap.scoring import Policy, student_score
 from leap.settings import Settings
@@ -99,8 +100,7 @@ class DayCloser:
                 continue  # activity of someone not in the reference data: kept, not scored
             window = self.policy.window_days(student.mode)
             totals = self._totals_of(sid)
-            for offset in range((min(closed, first + timedelta(days=window - 1)) - first).days + 1):
-                as_of = first + timedelta(days=offset)
+            for as_of in amended_as_of_dates(first, closed, window):
                 score = student_score(totals, as_of, window, self.policy)
                 reports.setdefault((student.cohort, as_of), {})[sid] = [score, window]
         for (cohort, as_of), scores in sorted(reports.items()):
