@@ -14,6 +14,8 @@ from schemas.ids import is_valid_student_id
 __all__ = ["REQUIRED_COLUMNS", "Student", "load_students", "partition_for", "students_by_partition"]
 
 REQUIRED_COLUMNS = ("student_id", "course", "year", "mode", "department", "tutor_id")
+#: Optional column; absent or empty means "active".
+STATUS_COLUMN = "status"
 MODES = ("full-time", "part-time")
 
 
@@ -25,6 +27,8 @@ class Student:
     mode: str
     department: str
     tutor_id: str
+    #: e.g. active, interrupted, placement: some statuses get no indicator (leap.institution)
+    status: str = "active"
 
     @property
     def cohort(self) -> str:
@@ -73,6 +77,7 @@ def _student(row: Mapping[str, str], where: str) -> Student:
         mode=mode,
         department=row["department"].strip(),
         tutor_id=row["tutor_id"].strip(),
+        status=(row.get(STATUS_COLUMN) or "active").strip(),
     )
 
 

@@ -12,7 +12,9 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from leap.institution import Institution
 from leap.reference import Student
+from leap.roster import Roster
 from leap.scoring import LABELS, Policy, local_date, score_cohort, student_score, to_milli
 
 __all__ = ["DailyTotalsBook", "indicators_as_of"]
@@ -50,19 +52,21 @@ def indicators_as_of(
     students: Mapping[str, Student],
     policy: Policy,
     as_of: date,
+    institution: Institution | None = None,
 ) -> list[dict[str, Any]]:
-    """One result per student in the reference data, sorted by student id."""
+    """One result per student in scope (by default: all of ``students``), by student id."""
+    roster = Roster(institution or Institution(), policy, 1, students.values())
     cohorts: dict[str, dict[str, float]] = defaultdict(dict)
-    for sid, student in students.items():
+    for sid, student in roster.items():
         days = book.totals.get(sid, {})
         cohorts[student.cohort][sid] = student_score(
-            days.get, as_of, policy.window_days(student.mode), policy
+            days.get, as_of, roster.window_days(student), policy
         )
     results = []
     for scores in cohorts.values():
         cohort = score_cohort(scores, policy)
         for sid, score in scores.items():
-            student = students[sid]
+            student = roster[sid]
             indicator = cohort.indicators[sid]
             results.append(
                 {
@@ -72,7 +76,7 @@ def indicators_as_of(
                     "label": LABELS[indicator],
                     "score": score,
                     "reference_score": cohort.reference_score,
-                    "window_days": policy.window_days(student.mode),
+                    "window_days": roster.window_days(student),
                     "course": student.course,
                     "year": student.year,
                     "policy_version": policy.version,

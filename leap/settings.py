@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -30,6 +30,25 @@ class Settings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding indicator state.")
     redis_prefix: str = Field("leap:", description="Prefix of every Redis key LEAP writes.")
 
+    # PostgreSQL: history and audit. Schema by `leap db upgrade`; `leap retention purge`
+    # deletes rows past these periods (run it daily).
+    postgres_dsn: str = Field(
+        "postgresql:///leap?host=/var/run/postgresql",
+        description="LEAP's own PostgreSQL: daily indicator history and the staff-read audit log.",
+    )
+    # 400 days: a full academic year (365) plus the summer resit and progression boards, so
+    # a student's history can be compared with the same point of the previous year until
+    # those decisions are made; longer would profile a student past any use.
+    history_retention_days: int = Field(
+        400, ge=1, description="Days of indicator history kept (as_of before today - N goes)."
+    )
+    # 730 days: two academic years, so a student's complaint or subject access request
+    # ("who looked at my data?") about last year can still be answered after the next
+    # year's progression decisions; beyond that it only records staff behaviour.
+    audit_retention_days: int = Field(
+        730, ge=1, description="Days of the audit log of staff reads kept."
+    )
+
     timezone: str = Field(
         "Europe/London", description="The institution's time zone: days are local days here."
     )
@@ -43,7 +62,10 @@ class Settings(BaseSettings):
         description="How long after local midnight a day stays open for late feeds.",
     )
     lateness_horizon_days: int = Field(
-        7, ge=0, description="Days after a day closes that its records are still kept."
+        7,
+        ge=0,
+        description="Days after a day closes that late events still amend it (and re-emit "
+        "changed indicators); older events are dead-lettered as too_late.",
     )
     tick_interval: float = Field(
         30.0, description="Seconds between wall-clock ticks that close days (clock=wall)."
@@ -55,6 +77,11 @@ class Settings(BaseSettings):
     )
     policy: Path | None = Field(
         None, description="Scoring policy TOML; unset: the policy shipped with LEAP."
+    )
+    institution: Path | None = Field(
+        None,
+        description="Institution TOML (cohorts in scope, exempt statuses, windows, alert "
+        "days, holidays); unset: the pilot configuration shipped with LEAP.",
     )
 
     app_id: str = Field("leap", description="Faust application id (consumer group).")
@@ -84,6 +111,36 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+
+    # API authentication (api/auth.py): bearer JWTs, always on. Algorithms are pinned here,
+    # never taken from a token; `iss`, `aud`, `exp` and `sub` are required. RS256/ES256 verify
+    # with a JWKS or a PEM public key, HS256 with a shared secret only if listed here.
+    auth_issuer: str | None = Field(
+        None,
+        description="Required `iss` of API tokens (the identity provider). Unset: the API "
+        "refuses to start, and `leap token` signs as 'leap-dev'.",
+    )
+    auth_audience: str = Field("leap-api", description="Required `aud` of API tokens.")
+    auth_algorithms: list[Literal["RS256", "ES256", "HS256"]] = Field(
+        ["RS256"], description='Accepted algorithms; in the environment a JSON list: ["ES256"].'
+    )
+    auth_jwks_url: str | None = Field(
+        None, description="The identity provider's JWKS URL (keys by `kid`, cached 5 min)."
+    )
+    auth_public_key_file: Path | None = Field(
+        None, description="A PEM public key verifying RS256/ES256, instead of a JWKS."
+    )
+    auth_hs256_secret: SecretStr | None = Field(
+        None, description="Shared secret (at least 32 bytes) for HS256; needs HS256 listed."
+    )
+    auth_leeway_seconds: int = Field(
+        30, ge=0, le=300, description="Clock skew allowed on `exp`, `nbf` and `iat`."
+    )
+    auth_dev_key_file: Path | None = Field(
+        None,
+        description="`leap token`'s RSA signing key, created if absent; unset: "
+        "<data_dir>/auth/dev-signing-key.pem. Development only.",
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -99,7 +99,7 @@ class ActivityProcessor:
         self,
         settings: Settings,
         policy: Policy,
-        students: Mapping[str, Student],
+        roster: Mapping[str, Student],
         codec: AvroCodec,
         daily_totals: TableT,
         partition_clocks: TableT,
@@ -109,7 +109,7 @@ class ActivityProcessor:
     ) -> None:
         self.settings = settings
         self.policy = policy
-        self.students = students
+        self.roster = roster
         self.codec = codec
         self.daily_totals = daily_totals
         self.partition_clocks = partition_clocks
@@ -268,7 +268,7 @@ class ActivityProcessor:
             if event is None:
                 continue  # only duplicates touched it: nothing changed
             writes.set(totals_key(sid, day), day_record.to_table(), event.message.partition)
-            if sid in self.students:
+            if sid in self.roster:  # the API shows students in scope only
                 breakdowns[(sid, day)] = day_breakdown(day_record.sources, self.policy)
         batch.clear()
         await writes.commit()

@@ -43,7 +43,7 @@ class CohortBanding:
     def __init__(
         self,
         policy: Policy,
-        students: Mapping[str, Student],
+        roster: Mapping[str, Student],
         rounds: TableT,
         indicators: TableT,
         changes_topic: TopicT,
@@ -52,7 +52,7 @@ class CohortBanding:
         lateness_horizon_days: int,
     ) -> None:
         self.policy = policy
-        self.students = students
+        self.roster = roster
         self.rounds = rounds
         self.indicators = indicators
         self.changes_topic = changes_topic
@@ -124,9 +124,9 @@ class CohortBanding:
         changes: list[dict[str, Any]] = []
         writes = TableBatch(self.indicators)
         for sid, (score, window) in sorted(scores.items()):
-            student = self.students.get(sid)
+            student = self.roster.get(sid)
             if student is None:
-                continue  # removed from the reference data since its partition reported
+                continue  # out of scope or removed since its partition reported
             current = self.indicators.get(sid)
             is_newest = current is None or current["as_of"] <= as_of.isoformat()
             indicator = result.indicators[sid]

@@ -18,7 +18,8 @@ from typing import Any
 from faust.types import EventT, TableT, TopicT
 
 from leap.lateness import amended_as_of_dates
-from leap.reference import Student, partition_for, students_by_partition
+from leap.reference import partition_for
+from leap.roster import Roster
 from leap.scoring import Policy, student_score
 from leap.settings import Settings
 from streams.current_event import processing
@@ -35,30 +36,30 @@ class DayCloser:
         self,
         settings: Settings,
         policy: Policy,
-        students: Mapping[str, Student],
+        roster: Roster,
         daily_totals: TableT,
         cohort_scores: TopicT,
         sink: RedisSink,
     ) -> None:
         self.settings = settings
         self.policy = policy
-        self.students = students
+        self.roster = roster
         self.daily_totals = daily_totals
         self.cohort_scores = cohort_scores
         self.sink = sink
-        self.by_partition = students_by_partition(students.values(), settings.partitions)
-        self.cohorts = sorted({s.cohort for s in students.values()})
         # Day records are kept while a late event could still change a window.
-        self.keep_days = policy.longest_window_days + settings.lateness_horizon_days
+        self.keep_days = (
+            roster.institution.longest_window_days(policy) + settings.lateness_horizon_days
+        )
 
     async def close(self, event: EventT, day: date) -> None:
         """Close ``day`` for the partition ``event`` came from."""
         partition = event.message.partition
         started = time.perf_counter()
-        students = self.by_partition[partition]
-        reports: dict[str, dict[str, list[float]]] = {cohort: {} for cohort in self.cohorts}
+        students = self.roster.on_partition(partition)
+        reports: dict[str, dict[str, list[float]]] = {c: {} for c in self.roster.cohorts()}
         for student in students:
-            window = self.policy.window_days(student.mode)
+            window = self.roster.window_days(student)
             score = student_score(self._totals_of(student.student_id), day, window, self.policy)
             reports[student.cohort][student.student_id] = [score, window]
         for cohort, scores in reports.items():
@@ -76,7 +77,7 @@ class DayCloser:
             self._forget_day_records(partition, day - timedelta(days=self.keep_days))
         await self.sink.forget_days(
             [s.student_id for s in students],
-            day - timedelta(days=self.policy.longest_window_days),
+            day - timedelta(days=self.roster.institution.longest_window_days(self.policy)),
         )
         elapsed = time.perf_counter() - started
         DAYS_CLOSED.inc()
@@ -95,10 +96,10 @@ class DayCloser:
         oldest such day) for every as-of date up to ``closed`` whose window holds it."""
         reports: dict[tuple[str, date], dict[str, list[float]]] = {}
         for sid, first in late.items():
-            student = self.students.get(sid)
+            student = self.roster.get(sid)
             if student is None:
-                continue  # activity of someone not in the reference data: kept, not scored
-            window = self.policy.window_days(student.mode)
+                continue  # not in scope (or not in the reference data): kept, not scored
+            window = self.roster.window_days(student)
             totals = self._totals_of(sid)
             for as_of in amended_as_of_dates(first, closed, window):
                 score = student_score(totals, as_of, window, self.policy)

@@ -6,8 +6,10 @@ import asyncio
 
 import faust
 
+from leap.institution import load_institution
 from leap.policy import load_policy
 from leap.reference import load_students
+from leap.roster import Roster
 from leap.settings import Settings
 from streams.app import create_app
 from streams.topics import ensure_topics
@@ -17,11 +19,14 @@ __all__ = ["run_worker"]
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Check inputs, create topics, then hand the process to Faust until stopped."""
-    students = load_students(settings.students)
     policy = load_policy(settings.policy)
+    institution = load_institution(settings.institution)
+    roster = Roster(
+        institution, policy, settings.partitions, load_students(settings.students).values()
+    )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
-    app = create_app(settings, students, policy)
+    app = create_app(settings, roster, policy)
     worker = faust.Worker(app, loglevel=loglevel, loop=loop)
     worker.execute_from_commandline()
