@@ -1,0 +1,1 @@
+"""LEAP's own PostgreSQL: versioned schema, daily indicator history, staff-read audit log."""
