@@ -102,7 +102,7 @@ def main() -> None:
             {k.removeprefix("LEAP_").lower(): v for k, v in env.items()}
         )
         students = make_students(args.students)
-        write_students(students, settings.students)
+        write_students(students, workdir / "students.csv")
         start = time.time()
         term = SyntheticTerm(
             students,

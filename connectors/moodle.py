@@ -47,7 +47,9 @@ class MoodleConfig(BaseSettings):
         description="Moodle's PostgreSQL database (read-only access suffices).",
     )
     checkpoint_dsn: str | None = Field(
-        None, description="Where the leap.connector_checkpoints table lives; unset: dsn."
+        None,
+        description="Where the leap.connector_checkpoints table lives; unset: "
+        "LEAP_POSTGRES_DSN, else Moodle's own dsn (trial installs only).",
     )
     prefix: str = Field("mdl_", description="Moodle's table prefix ($CFG->prefix).")
     site: str = Field("moodle", description="Names this Moodle in event ids and the checkpoint.")

@@ -141,9 +141,10 @@ async def run_poller(
     """A poller with its connections and producer, all closed afterwards."""
     source = await asyncpg.connect(config.dsn)
     try:
-        store = source
-        if config.checkpoint_dsn:
-            store = await asyncpg.connect(config.checkpoint_dsn)
+        # The checkpoint belongs in LEAP's own database, not Moodle's (which should only
+        # grant LEAP read access): Moodle's is the last resort, for a trial install.
+        checkpoint_dsn = config.checkpoint_dsn or settings.postgres_dsn
+        store = await asyncpg.connect(checkpoint_dsn) if checkpoint_dsn else source
         try:
             async with ActivityPublisher(settings, connector=METRICS_CONNECTOR) as publisher:
                 yield MoodlePoller(config, source, checkpoints(store), publisher)

@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connectors.publisher import Tick
-from leap.reference import REQUIRED_COLUMNS, Student
+from leap.reference import REQUIRED_COLUMNS, STATUS_COLUMN, Student
 from streams.clock import close_instant
 
 __all__ = ["COHORTS", "SyntheticTerm", "make_students", "write_students"]
@@ -63,9 +63,11 @@ def write_students(students: list[Student], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(REQUIRED_COLUMNS)
+        writer.writerow([*REQUIRED_COLUMNS, STATUS_COLUMN])
         for s in students:
-            writer.writerow([s.student_id, s.course, s.year, s.mode, s.department, s.tutor_id])
+            writer.writerow(
+                [s.student_id, s.course, s.year, s.mode, s.department, s.tutor_id, s.status]
+            )
 
 
 @dataclass(frozen=True)

@@ -231,6 +231,13 @@ class _BrokerProcess(ABC):
             log = ""
         return BrokerError(f"{self.name} {what}; last lines of {self.log_path}:\n{_tail(log)}")
 
+    def kill(self) -> None:
+        """SIGKILL: the broker dies as in a crash (fault tests restart it on the same log)."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
     def stop(self) -> None:
         """SIGTERM for a clean shutdown; SIGKILL if that takes longer than the grace period."""
         proc, self._proc = self._proc, None

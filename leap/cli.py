@@ -18,6 +18,7 @@ from connectors.caliper_cli import caliper_app_cli
 from connectors.feeds_cli import feeds_app
 from connectors.moodle_cli import moodle_app
 from connectors.xapi_cli import xapi_app_cli
+from leap.db_cli import db_app, retention_app
 from leap.progress import file_progress
 from leap.settings import Settings
 
@@ -36,6 +37,10 @@ connector_app.add_typer(moodle_app, name="moodle")
 connector_app.add_typer(caliper_app_cli, name="caliper")
 connector_app.add_typer(xapi_app_cli, name="xapi")
 app.add_typer(connector_app, name="connector")
+app.add_typer(db_app, name="db")
+app.add_typer(retention_app, name="retention")
+reference_app = typer.Typer(help="Students' reference data.", no_args_is_help=True)
+app.add_typer(reference_app, name="reference")
 err = Console(stderr=True)
 
 
@@ -115,6 +120,26 @@ def api() -> None:
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
 
 
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="student, tutor, department or admin.")],
+    sub: Annotated[str, typer.Option(help="The student id, or the staff member's id.")],
+    department: Annotated[str | None, typer.Option(help="With --role department.")] = None,
+    ttl: Annotated[int, typer.Option(help="Seconds until the token expires.")] = 3600,
+) -> None:
+    """Print a development API token, signed with a local key made on first use."""
+    from leap.tokens import api_environment, dev_token
+
+    settings = _settings()
+    try:
+        sys.stdout.write(dev_token(settings, role, sub, department, ttl) + "\n")
+    except ValueError as exc:
+        _fail(str(exc))
+    err.print("The API accepts it with:")
+    for name, value in api_environment(settings).items():
+        err.print(f"  export {name}={value}", soft_wrap=True, markup=False)
+
+
 @import_app.command("events")
 def import_events(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines.")],
@@ -155,16 +180,40 @@ def import_events(
         err.print(f"  rejected {reason}: {count} (on {settings.dead_letter_topic})")
 
 
+@reference_app.command("load")
+def reference_load(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Students CSV (an SIS export).")
+    ],
+) -> None:
+    """Make leap.reference.students hold exactly FILE's students (removed ones tombstoned)."""
+    from connectors.reference_load import load_reference
+
+    settings = _settings()
+    try:
+        done = asyncio.run(load_reference(settings, file))
+    except (ValueError, RuntimeError) as exc:
+        _fail(str(exc))
+    err.print(
+        f"{settings.reference_students_topic}: {done.added} added, {done.changed} changed, "
+        f"{done.unchanged} unchanged, {done.removed} removed"
+    )
+
+
 @app.command()
 def replay(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines.")],
     students: Annotated[Path, typer.Option(exists=True, help="STUDENTS.csv")],
     as_of: Annotated[str, typer.Option("--as-of", help="Local date YYYY-MM-DD.")],
     policy: Annotated[Path | None, typer.Option(help="Policy TOML (default: built-in).")] = None,
+    institution: Annotated[
+        Path | None, typer.Option(help="Institution TOML (default: LEAP_INSTITUTION or built-in).")
+    ] = None,
 ) -> None:
-    """Score a file of events in batch: one JSON line per student (the stream's oracle)."""
+    """Score a file of events in batch: one JSON line per student in scope (the oracle)."""
     from connectors.events_file import FileReader
     from connectors.publisher import Rejected, Tick
+    from leap.institution import load_institution
     from leap.policy import load_policy
     from leap.reference import load_students
     from leap.replay import DailyTotalsBook, indicators_as_of
@@ -173,6 +222,7 @@ def replay(
     try:
         day = date.fromisoformat(as_of)
         rules = load_policy(policy)
+        scope = load_institution(institution or settings.institution)
         reference = load_students(students)
     except ValueError as exc:
         _fail(str(exc))
@@ -184,12 +234,13 @@ def replay(
                 book.add(item)
             if n % 10_000 == 0:
                 show(reader.bytes_read)
-    for result in indicators_as_of(book, reference, rules, day):
+    results = indicators_as_of(book, reference, rules, day, scope)
+    for result in results:
         sys.stdout.write(json.dumps(result) + "\n")
     rejected = reader.summary.rejected.total()
     err.print(
         f"{reader.summary.read} events read, {book.duplicates} duplicates, "
-        f"{rejected} rejected; {len(reference)} students as of {day}"
+        f"{rejected} rejected; {len(results)} students in scope as of {day}"
     )
 
 

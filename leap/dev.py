@@ -33,6 +33,7 @@ from leap.reference import Student
 from leap.scoring import INDICATORS, LABELS
 from leap.settings import Settings
 from leap.state_keys import indicator_key
+from leap.tokens import api_environment, dev_key_file, dev_token, ensure_signing_key
 from streams.topics import ensure_topics
 
 __all__ = ["run_dev"]
@@ -42,6 +43,8 @@ console = Console(stderr=True)
 DEV_PREFIX = "leap-dev:"
 #: How long the demo waits for the last simulated day's indicators.
 RESULT_TIMEOUT = 120.0
+#: The sample student token lasts a working day of poking at the demo.
+SAMPLE_TOKEN_TTL = 8 * 3600
 
 
 def run_dev(base: Settings, students: int, days: int, stay: bool) -> None:
@@ -66,12 +69,13 @@ def run_dev(base: Settings, students: int, days: int, stay: bool) -> None:
                 "LEAP_BROKER_SESSION_TIMEOUT": "6",
             }
         overrides["LEAP_REDIS_URL"] = _redis(base.redis_url, workdir, stack)
+        overrides |= _auth(base)
         settings = Settings.model_validate(
             {k.removeprefix("LEAP_").lower(): v for k, v in overrides.items()}
         )
 
         cohort = make_students(students)
-        write_students(cohort, settings.students)
+        write_students(cohort, workdir / "students.csv")
         asyncio.run(ensure_topics(settings))
         env = os.environ | overrides
         stack.enter_context(_child("worker", ["worker", "--loglevel", "warning"], env, workdir))
@@ -89,6 +93,7 @@ def run_dev(base: Settings, students: int, days: int, stay: bool) -> None:
         counts = _wait_for_indicators(settings, term.last_day, len(cohort), workdir / "worker.log")
         console.print(f"indicators ready {time.monotonic() - started:.1f} s after the first event")
         _print_summary(settings, term.last_day, counts)
+        _print_token(settings, cohort[0])
         if stay:
             console.print("running; Ctrl-C to stop")
             with contextlib.suppress(KeyboardInterrupt):
@@ -230,6 +235,32 @@ def _print_summary(settings: Settings, as_of: date, counts: Counter[str]) -> Non
     console.print(
         f"API: http://{settings.api_host}:{settings.api_port}/v1/students/{{id}}/engagement"
     )
+
+
+def _auth(base: Settings) -> dict[str, str]:
+    """The API accepts RS256 tokens signed by ``leap token``'s key (made on first use), so
+    ``leap token`` in another shell, from the same directory, works against this API too."""
+    key = dev_key_file(base).resolve()
+    ensure_signing_key(key)
+    return {
+        "LEAP_AUTH_DEV_KEY_FILE": str(key),
+        **api_environment(base.model_copy(update={"auth_dev_key_file": key})),
+    }
+
+
+def _print_token(settings: Settings, student: Student) -> None:
+    token = dev_token(settings, "student", student.student_id, ttl=SAMPLE_TOKEN_TTL)
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    console.print(f"a token for student {student.student_id} (8 h): {token}", soft_wrap=True)
     console.print(
-        f"try: curl http://{settings.api_host}:{settings.api_port}/v1/students/S1000000/engagement"
+        f"try: curl -H 'Authorization: Bearer {token}' "
+        f"{url}/v1/students/{student.student_id}/engagement",
+        soft_wrap=True,
+        markup=False,
+    )
+    console.print(
+        f"more: leap token --role tutor --sub {student.tutor_id} "
+        f"(or --role department --sub you --department '{student.department}', --role admin)",
+        soft_wrap=True,
+        markup=False,
     )

@@ -83,8 +83,7 @@ def institution_from_mapping(raw: Mapping[str, Any]) -> Institution:
     scope = raw.get("scope", {})
     cohorts = scope.get("cohorts")
     holidays = tuple(
-        Holiday(str(h["name"]), _date(h["start"]), _date(h["end"]))
-        for h in raw.get("holidays", [])
+        Holiday(str(h["name"]), _date(h["start"]), _date(h["end"])) for h in raw.get("holidays", [])
     )
     for h in holidays:
         if h.end < h.start:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,15 @@ from aiokafka.partitioner import murmur2
 
 from schemas.ids import is_valid_student_id
 
-__all__ = ["REQUIRED_COLUMNS", "Student", "load_students", "partition_for", "students_by_partition"]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "Student",
+    "load_students",
+    "partition_for",
+    "student_from_record",
+    "student_to_record",
+    "students_by_partition",
+]
 
 REQUIRED_COLUMNS = ("student_id", "course", "year", "mode", "department", "tutor_id")
 #: Optional column; absent or empty means "active".
@@ -57,6 +66,16 @@ def load_students(path: Path) -> dict[str, Student]:
         student = _student(row, where)
         students[student.student_id] = student
     return students
+
+
+def student_to_record(student: Student) -> dict[str, str | int]:
+    """The JSON value of a student on the reference topic (key: the student id)."""
+    return dataclasses.asdict(student)
+
+
+def student_from_record(record: Mapping[str, object]) -> Student:
+    """Validated as strictly as a CSV row: the topic is written by other tools too."""
+    return _student({k: str(v) for k, v in record.items()}, "reference record")
 
 
 def _student(row: Mapping[str, str], where: str) -> Student:

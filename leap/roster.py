@@ -8,13 +8,14 @@ in the daily tables, but they are scored, banded and shown nowhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from leap.institution import Institution
-from leap.reference import Student, partition_for
+from leap.reference import Student, partition_for, student_from_record
 from leap.scoring import Policy
 
-__all__ = ["Roster"]
+__all__ = ["Roster", "apply_student_record"]
 
 
 class Roster(Mapping[str, Student]):
@@ -64,3 +65,18 @@ class Roster(Mapping[str, Student]):
 
     def __len__(self) -> int:
         return len(self._students)
+
+
+def apply_student_record(roster: Roster) -> Callable[[str, dict[str, Any] | None], None]:
+    """How a reference-topic record changes the roster: a tombstone removes the student."""
+
+    def apply(student_id: str, record: dict[str, Any] | None) -> None:
+        if record is None:
+            roster.remove(student_id)
+            return
+        student = student_from_record(record)
+        if student.student_id != student_id:
+            raise ValueError(f"record for {student.student_id} under key {student_id}")
+        roster.put(student)
+
+    return apply

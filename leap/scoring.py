@@ -44,6 +44,7 @@ __all__ = [
     "score_cohort",
     "student_score",
     "to_milli",
+    "window_breakdown",
     "window_dates",
     "window_score",
 ]
@@ -184,6 +185,25 @@ def student_score(
         if totals:
             daily[day] = daily_engagement(totals, policy)
     return window_score(daily, as_of, window_days)
+
+
+def window_breakdown(
+    totals_on: Callable[[date], Totals | None], as_of: date, window_days: int
+) -> dict[str, Any]:
+    """What a window's score was worked out from, small enough to keep every day: units
+    per source over the window (as recorded, before caps) and the days with any activity."""
+    units: dict[str, int] = {}
+    active_days = 0
+    for day in window_dates(as_of, window_days):
+        totals = totals_on(day)
+        if totals:
+            active_days += any(totals.values())
+            for source, amount in totals.items():
+                units[source] = units.get(source, 0) + amount
+    return {
+        "sources": {s: v / 1000 for s, v in sorted(units.items())},
+        "active_days": active_days,
+    }
 
 
 def cohort_reference(scores: Iterable[float], policy: Policy) -> float:

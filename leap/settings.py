@@ -32,9 +32,10 @@ class Settings(BaseSettings):
 
     # PostgreSQL: history and audit. Schema by `leap db upgrade`; `leap retention purge`
     # deletes rows past these periods (run it daily).
-    postgres_dsn: str = Field(
-        "postgresql:///leap?host=/var/run/postgresql",
-        description="LEAP's own PostgreSQL: daily indicator history and the staff-read audit log.",
+    postgres_dsn: str | None = Field(
+        None,
+        description="LEAP's own PostgreSQL (e.g. postgresql://leap@db/leap): daily indicator "
+        "history and the staff-read audit log. Unset: no history is kept.",
     )
     # 400 days: a full academic year (365) plus the summer resit and progression boards, so
     # a student's history can be compared with the same point of the previous year until
@@ -71,9 +72,11 @@ class Settings(BaseSettings):
         30.0, description="Seconds between wall-clock ticks that close days (clock=wall)."
     )
 
-    students: Path = Field(
-        Path("students.csv"),
-        description="Reference data: student_id,course,year,mode,department,tutor_id.",
+    students: Path | None = Field(
+        None,
+        description="Reference data from a CSV file (student_id,course,year,mode,department,"
+        "tutor_id[,status]) for development and tests; unset: follow the compacted topic "
+        "that `leap reference load` publishes (production).",
     )
     policy: Path | None = Field(
         None, description="Scoring policy TOML; unset: the policy shipped with LEAP."
@@ -89,6 +92,9 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "leap.dead-letter"
     indicator_changes_topic: str = "leap.indicator-changes"
     cohort_scores_topic: str = "leap.cohort-scores"
+    reference_students_topic: str = "leap.reference.students"
+    contact_preferences_topic: str = "leap.reference.contact-preferences"
+    alerts_topic: str = "leap.alerts"
     partitions: int = Field(8, ge=1, description="Partitions of leap.activity (and tables).")
     replication_factor: int = Field(1, ge=1, description="Replication of topics LEAP creates.")
 

@@ -34,6 +34,7 @@ from schemas.ids import is_valid_student_id
 
 __all__ = [
     "ACTIVITY_EVENT",
+    "ENGAGEMENT_ALERT",
     "INDICATOR_CHANGE",
     "REASONS",
     "AvroCodec",
@@ -43,6 +44,7 @@ __all__ = [
     "activity_codec",
     "activity_from_json",
     "activity_to_json",
+    "engagement_alert_codec",
     "indicator_change_codec",
 ]
 
@@ -142,6 +144,10 @@ def _check_indicator_change(record: Mapping[str, Any]) -> None:
     _check_aware(record, "emitted_at")
 
 
+def _check_alert(record: Mapping[str, Any]) -> None:
+    _check_aware(record, "emitted_at")
+
+
 def _load(filename: str, check: Callable[[Mapping[str, Any]], None]) -> Contract:
     definition = json.loads(resources.files("schemas").joinpath(filename).read_text("utf-8"))
     canonical = to_parsing_canonical_form(definition)
@@ -156,6 +162,7 @@ def _load(filename: str, check: Callable[[Mapping[str, Any]], None]) -> Contract
 
 ACTIVITY_EVENT = _load("activity_event.avsc", _check_activity)
 INDICATOR_CHANGE = _load("indicator_change.avsc", _check_indicator_change)
+ENGAGEMENT_ALERT = _load("engagement_alert.avsc", _check_alert)
 
 
 class AvroCodec:
@@ -390,3 +397,10 @@ def _parse_quantity(value: object) -> float:
 
 def _format_instant(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def engagement_alert_codec(
+    registry_url: str | None = None, topic: str = "leap.alerts"
+) -> AvroCodec:
+    """The codec for ``leap.alerts``."""
+    return AvroCodec(ENGAGEMENT_ALERT, topic, registry_url=registry_url)

@@ -210,6 +210,12 @@ class ActivityProcessor:
         state = self.partition_clocks.get(partition)
         return date.fromisoformat(state["closed"]) if state else None
 
+    def _history_starts(self, partition: int, closed: date) -> date:
+        """The first day this partition has counted events for (alerts look no further)."""
+        state = self.partition_clocks.get(partition) or {}
+        since = state.get("since")
+        return date.fromisoformat(since) if since else closed + timedelta(days=1)
+
     async def _advance(self, event: EventT, watermark: int, batch: _Batch) -> None:
         """Move a partition's clock on; close every day it has passed (end + grace)."""
         partition = event.message.partition
@@ -226,23 +232,26 @@ class ActivityProcessor:
             # the event clock counting starts with the day of the partition's first record.
             newest = last_closable_day(watermark, self.zone, self.grace)
             if self.settings.clock == "event":
-                self._set_clock(event, newest, watermark)
+                self._set_clock(event, newest, watermark, newest + timedelta(days=1))
                 return
             closed = newest - timedelta(days=1)
         days = days_to_close(closed, watermark, self.zone, self.grace)
         if days:
             await self._flush(batch)
+        since = self._history_starts(partition, closed)
         for day in days:
-            await self.day_closer.close(event, day)
-            self._set_clock(event, day, watermark)
+            await self.day_closer.close(event, day, since)
+            self._set_clock(event, day, watermark, since)
         if not days:
             self._remember_next_close(partition, closed)
 
-    def _set_clock(self, event: EventT, closed: date, watermark: int) -> None:
+    def _set_clock(self, event: EventT, closed: date, watermark: int, since: date) -> None:
+        partition = event.message.partition
         with processing(event):
-            self.partition_clocks[event.message.partition] = {
+            self.partition_clocks[partition] = {
                 "closed": closed.isoformat(),
                 "watermark": watermark,
+                "since": since.isoformat(),
             }
         self._remember_next_close(event.message.partition, closed)
         self._report_closed(event.message.partition, closed)
@@ -276,4 +285,5 @@ class ActivityProcessor:
         for partition, late in late_by_partition.items():
             closed = self._last_closed(partition)
             if closed is not None:  # always: late means closed, and clocks never go back
-                await self.day_closer.rescore(partition, late, closed)
+                since = self._history_starts(partition, closed)
+                await self.day_closer.rescore(partition, late, closed, since)

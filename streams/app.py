@@ -10,16 +10,20 @@ import faust
 from mode import CrashingSupervisor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from leap.reference import Student
+from leap.contact import ContactPreferences
+from leap.roster import Roster
 from leap.scoring import Policy
 from leap.settings import Settings
-from schemas.codec import activity_codec, indicator_change_codec
+from schemas.codec import activity_codec, engagement_alert_codec, indicator_change_codec
 from streams.activity import ActivityProcessor
+from streams.alerting import NoEngagementAlerts
 from streams.clock import CLOCK_HEADER
 from streams.cohort_banding import CohortBanding
 from streams.day_close import DayCloser
 from streams.dead_letter import DeadLetters
+from streams.history_sink import HistorySink
 from streams.metrics import CONSUMER_LAG, TABLE_RECOVERY_SECONDS
+from streams.redis_resync import RedisResync
 from streams.redis_sink import RedisSink
 
 __all__ = ["create_app", "report_consumer_lag_of"]
@@ -28,7 +32,9 @@ __all__ = ["create_app", "report_consumer_lag_of"]
 CONSUMER_LAG_INTERVAL = 15.0
 
 
-def create_app(settings: Settings, students: Mapping[str, Student], policy: Policy) -> faust.App:
+def create_app(
+    settings: Settings, roster: Roster, policy: Policy, preferences: ContactPreferences
+) -> faust.App:
     n = settings.partitions
     app = faust.App(
         settings.app_id,
@@ -57,12 +63,31 @@ def create_app(settings: Settings, students: Mapping[str, Student], policy: Poli
     partition_clocks = app.Table("partition_clocks", **table)
     rounds = app.Table("cohort_rounds", **table)
     indicators = app.Table("indicators", **table)
+    alert_states = app.Table("alerts", **table)
 
+    # Started and stopped with the app; agents only queue writes, so never wait on Redis.
     sink = RedisSink(settings.redis_url, settings.redis_prefix)
+    app.add_dependency(sink)
+    resync = RedisResync(
+        app,
+        policy,
+        roster,
+        daily_totals,
+        partition_clocks,
+        indicators,
+        sink,
+        settings.redis_prefix,
+        n,
+    )
+    sink.resync = resync.on_redis_lost
+    # History is for trends and term reports: written when PostgreSQL is configured.
+    history = HistorySink(settings.postgres_dsn) if settings.postgres_dsn else None
+    if history is not None:
+        app.add_dependency(history)
     processor = ActivityProcessor(
         settings,
         policy,
-        students,
+        roster,
         activity_codec(
             settings.schema_registry_url,
             settings.activity_topic,
@@ -71,18 +96,35 @@ def create_app(settings: Settings, students: Mapping[str, Student], policy: Poli
         daily_totals,
         partition_clocks,
         DeadLetters(app.topic(settings.dead_letter_topic, **raw)),
-        DayCloser(settings, policy, students, daily_totals, cohort_topic, sink),
+        DayCloser(
+            settings,
+            policy,
+            roster,
+            daily_totals,
+            cohort_topic,
+            sink,
+            NoEngagementAlerts(
+                roster,
+                preferences,
+                daily_totals,
+                alert_states,
+                app.topic(settings.alerts_topic, **raw),
+                engagement_alert_codec(settings.schema_registry_url, settings.alerts_topic),
+            ),
+        ),
         sink,
     )
     banding = CohortBanding(
         policy,
-        students,
+        roster,
         rounds,
         indicators,
         app.topic(settings.indicator_changes_topic, **raw),
         indicator_change_codec(settings.schema_registry_url, settings.indicator_changes_topic),
         sink,
         settings.lateness_horizon_days,
+        preferences,
+        history,
     )
 
     @app.agent(activity_topic, name="activity")
@@ -131,6 +173,7 @@ def create_app(settings: Settings, students: Mapping[str, Student], policy: Poli
     async def on_recovered(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         if recovery_started:
             TABLE_RECOVERY_SECONDS.set(time.monotonic() - recovery_started.pop())
+        resync.run()  # the tables are recovered: make Redis match them
 
     @app.page("/metrics")
     async def metrics(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:

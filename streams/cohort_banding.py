@@ -21,10 +21,13 @@ from typing import Any
 
 from faust.types import TableT, TopicT
 
+from leap.contact import ContactPreferences
+from leap.db.history import HistoryRow
 from leap.reference import Student
 from leap.scoring import INDICATORS as LEVELS
 from leap.scoring import LABELS, Policy, score_cohort
 from schemas.codec import AvroCodec
+from streams.history_sink import HistorySink
 from streams.metrics import INDICATOR_CHANGES, INDICATORS
 from streams.redis_sink import RedisSink
 from streams.table_batch import TableBatch
@@ -36,7 +39,7 @@ log = logging.getLogger(__name__)
 #: Completed rounds are remembered this long, so a re-delivered report is ignored.
 ROUND_MEMORY = timedelta(days=62)
 
-Scores = Mapping[str, list[float]]  # student id -> [score, window days]
+Scores = Mapping[str, list[Any]]  # student id -> [score, window days, breakdown]
 
 
 class CohortBanding:
@@ -50,6 +53,8 @@ class CohortBanding:
         change_codec: AvroCodec,
         sink: RedisSink,
         lateness_horizon_days: int,
+        preferences: ContactPreferences,
+        history: HistorySink | None,
     ) -> None:
         self.policy = policy
         self.roster = roster
@@ -58,6 +63,8 @@ class CohortBanding:
         self.changes_topic = changes_topic
         self.change_codec = change_codec
         self.sink = sink
+        self.preferences = preferences
+        self.history = history
         # Late events reach back at most this far behind the newest completed round.
         self.keep_reports = timedelta(days=lateness_horizon_days + 1)
 
@@ -68,7 +75,7 @@ class CohortBanding:
         key = self._round_key(cohort, as_of)
         state = self.rounds.get(key) or {}
         done = bool(state.get("done"))
-        parts: dict[str, dict[str, list[float]]] = {
+        parts: dict[str, dict[str, list[Any]]] = {
             part: dict(scores) for part, scores in state.get("parts", {}).items()
         }
         part = str(report["partition"])
@@ -85,16 +92,17 @@ class CohortBanding:
             if len(parts) < report["partitions"]:
                 self.rounds[key] = {"parts": parts}
                 return
+            await self._band(as_of, _merged(parts), partition, before=None)
+            # Only now: a crash before this line re-bands the round on redelivery.
             self.rounds[key] = {"done": True, "parts": parts}
             self._forget_old_rounds(cohort, as_of)
-            await self._band(as_of, _merged(parts), partition, before=None)
             return
         before = _merged(state["parts"])
         after = _merged(parts)
         if after == before:
             return  # a re-delivered report: nothing new
-        self.rounds[key] = {"done": True, "parts": parts}
         await self._band(as_of, after, partition, before=before)
+        self.rounds[key] = {"done": True, "parts": parts}
 
     @staticmethod
     def _round_key(cohort: str, as_of: date) -> str:
@@ -123,7 +131,8 @@ class CohortBanding:
         states: dict[str, dict[str, str]] = {}
         changes: list[dict[str, Any]] = []
         writes = TableBatch(self.indicators)
-        for sid, (score, window) in sorted(scores.items()):
+        history: list[HistoryRow] = []
+        for sid, (score, window, breakdown) in sorted(scores.items()):
             student = self.roster.get(sid)
             if student is None:
                 continue  # out of scope or removed since its partition reported
@@ -156,6 +165,21 @@ class CohortBanding:
                     {"indicator": indicator, "as_of": as_of.isoformat(), "state": states[sid]},
                     partition,
                 )
+            history.append(
+                HistoryRow(
+                    student_id=sid,
+                    as_of=as_of,
+                    indicator=indicator,
+                    score=score,
+                    reference_score=result.reference_score,
+                    window_days=int(window),
+                    breakdown=breakdown,
+                    policy_version=self.policy.version,
+                    course=student.course,
+                    year=student.year,
+                    contact_allowed=self.preferences.allows(sid),
+                )
+            )
             if previous != indicator:
                 changes.append(
                     {
@@ -170,16 +194,24 @@ class CohortBanding:
                         "reason": reason,
                         "course": student.course,
                         "year": student.year,
-                        "contact_allowed": True,
+                        "contact_allowed": self.preferences.allows(sid),
                         "emitted_at": now,
                     }
                 )
-        await writes.commit()
-        await self.sink.write_indicators(states)
-        for change in changes:
+        # Changes are acknowledged before the table records them as the student's newest: a
+        # crash in between re-sends them on redelivery (at least once), never loses them.
+        sent = [
             await self.changes_topic.send(
                 key=change["student_id"].encode(), value=self.change_codec.encode(change)
             )
+            for change in changes
+        ]
+        for ack in sent:
+            await ack
+        await writes.commit()
+        await self.sink.write_indicators(states)
+        if self.history is not None:
+            self.history.add(history)
         INDICATOR_CHANGES.labels(reason).inc(len(changes))
         if len(states) == len(scores):  # the whole cohort stands as of this day
             self._report_distribution(states)
@@ -199,6 +231,6 @@ class CohortBanding:
                 INDICATORS.labels(course, year, level).set(count)
 
 
-def _merged(parts: Mapping[str, Scores]) -> dict[str, list[float]]:
+def _merged(parts: Mapping[str, Scores]) -> dict[str, list[Any]]:
     """One round's scores from all its partitions' reports."""
     return {sid: list(entry) for part in parts.values() for sid, entry in part.items()}

@@ -18,10 +18,11 @@ from typing import Any
 from faust.types import EventT, TableT, TopicT
 
 from leap.lateness import amended_as_of_dates
-from leap.reference import partition_for
+from leap.reference import Student, partition_for
 from leap.roster import Roster
-from leap.scoring import Policy, student_score
+from leap.scoring import Policy, student_score, window_breakdown
 from leap.settings import Settings
+from streams.alerting import NoEngagementAlerts
 from streams.current_event import processing
 from streams.metrics import DAY_CLOSE_SECONDS, DAYS_CLOSED, STUDENTS_SCORED
 from streams.redis_sink import RedisSink
@@ -40,6 +41,7 @@ class DayCloser:
         daily_totals: TableT,
         cohort_scores: TopicT,
         sink: RedisSink,
+        alerts: NoEngagementAlerts,
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -47,32 +49,43 @@ class DayCloser:
         self.daily_totals = daily_totals
         self.cohort_scores = cohort_scores
         self.sink = sink
+        self.alerts = alerts
         # Day records are kept while a late event could still change a window.
+        institution = roster.institution
         self.keep_days = (
-            roster.institution.longest_window_days(policy) + settings.lateness_horizon_days
+            max(institution.longest_window_days(policy), institution.no_engagement_days)
+            + settings.lateness_horizon_days
         )
 
-    async def close(self, event: EventT, day: date) -> None:
-        """Close ``day`` for the partition ``event`` came from."""
+    async def close(self, event: EventT, day: date, history_starts: date) -> None:
+        """Close ``day`` for the partition ``event`` came from, whose first day with
+        counted events is ``history_starts``."""
         partition = event.message.partition
         started = time.perf_counter()
         students = self.roster.on_partition(partition)
-        reports: dict[str, dict[str, list[float]]] = {c: {} for c in self.roster.cohorts()}
+        reports: dict[str, dict[str, list[Any]]] = {c: {} for c in self.roster.cohorts()}
         for student in students:
-            window = self.roster.window_days(student)
-            score = student_score(self._totals_of(student.student_id), day, window, self.policy)
-            reports[student.cohort][student.student_id] = [score, window]
+            reports[student.cohort][student.student_id] = self._entry(student, day)
+        sent = []
         for cohort, scores in reports.items():
-            await self.cohort_scores.send(
-                key=cohort.encode(),
-                value={
-                    "cohort": cohort,
-                    "as_of": day.isoformat(),
-                    "partition": partition,
-                    "partitions": self.settings.partitions,
-                    "scores": scores,
-                },
+            sent.append(
+                await self.cohort_scores.send(
+                    key=cohort.encode(),
+                    value={
+                        "cohort": cohort,
+                        "as_of": day.isoformat(),
+                        "partition": partition,
+                        "partitions": self.settings.partitions,
+                        "scores": scores,
+                    },
+                )
             )
+        # Acknowledged before the caller moves the partition's clock past the day: a crash
+        # in between closes the day again on redelivery; a lost report would leave its
+        # cohort's round incomplete for ever.
+        for ack in sent:
+            await ack
+        await self.alerts.review(partition, students, day, history_starts)
         with processing(event):
             self._forget_day_records(partition, day - timedelta(days=self.keep_days))
         await self.sink.forget_days(
@@ -91,37 +104,53 @@ class DayCloser:
             elapsed,
         )
 
-    async def rescore(self, partition: int, late: Mapping[str, date], closed: date) -> None:
+    async def rescore(
+        self, partition: int, late: Mapping[str, date], closed: date, history_starts: date
+    ) -> None:
         """Send new scores of students whose closed days changed (``late`` maps each to the
         oldest such day) for every as-of date up to ``closed`` whose window holds it."""
-        reports: dict[tuple[str, date], dict[str, list[float]]] = {}
+        reports: dict[tuple[str, date], dict[str, list[Any]]] = {}
         for sid, first in late.items():
             student = self.roster.get(sid)
             if student is None:
                 continue  # not in scope (or not in the reference data): kept, not scored
-            window = self.roster.window_days(student)
-            totals = self._totals_of(sid)
-            for as_of in amended_as_of_dates(first, closed, window):
-                score = student_score(totals, as_of, window, self.policy)
-                reports.setdefault((student.cohort, as_of), {})[sid] = [score, window]
+            for as_of in amended_as_of_dates(first, closed, self.roster.window_days(student)):
+                reports.setdefault((student.cohort, as_of), {})[sid] = self._entry(student, as_of)
+        sent = []
         for (cohort, as_of), scores in sorted(reports.items()):
-            await self.cohort_scores.send(
-                key=cohort.encode(),
-                value={
-                    "cohort": cohort,
-                    "as_of": as_of.isoformat(),
-                    "partition": partition,
-                    "partitions": self.settings.partitions,
-                    "scores": scores,
-                    "late": True,
-                },
+            sent.append(
+                await self.cohort_scores.send(
+                    key=cohort.encode(),
+                    value={
+                        "cohort": cohort,
+                        "as_of": as_of.isoformat(),
+                        "partition": partition,
+                        "partitions": self.settings.partitions,
+                        "scores": scores,
+                        "late": True,
+                    },
+                )
             )
+        for ack in sent:
+            await ack
+        rescored = [s for sid in late if (s := self.roster.get(sid)) is not None]
+        await self.alerts.review(partition, rescored, closed, history_starts)
         log.info(
             "late events on partition %d: %d students rescored for %d cohort-days",
             partition,
             len(late),
             len(reports),
         )
+
+    def _entry(self, student: Student, as_of: date) -> list[Any]:
+        """A student's line in a report: [score, window days, breakdown]."""
+        window = self.roster.window_days(student)
+        totals = self._totals_of(student.student_id)
+        return [
+            student_score(totals, as_of, window, self.policy),
+            window,
+            window_breakdown(totals, as_of, window),
+        ]
 
     def _totals_of(self, student_id: str) -> Any:
         def totals_on(day: date) -> dict[str, int] | None:

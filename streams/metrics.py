@@ -3,16 +3,21 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "ALERTS",
     "CONSUMER_LAG",
     "DAYS_CLOSED",
     "DAY_CLOSE_SECONDS",
     "DEAD_LETTERS",
     "EVENTS",
     "EVENT_LAG_SECONDS",
+    "HISTORY_ERRORS",
+    "HISTORY_PENDING_ROWS",
+    "HISTORY_WRITE_SECONDS",
     "INDICATORS",
     "INDICATOR_CHANGES",
     "LAST_CLOSED_DAY",
     "REDIS_ERRORS",
+    "REDIS_PENDING_WRITES",
     "REDIS_WRITE_SECONDS",
     "STUDENTS_SCORED",
     "TABLE_RECOVERY_SECONDS",
@@ -20,7 +25,7 @@ __all__ = [
 
 EVENTS = Counter(
     "leap_worker_events_total",
-    "Activity events consumed, by source and outcome (counted, duplicate, late).",
+    "Activity events consumed, by source and outcome (counted, duplicate, late, too_late).",
     ["source", "outcome"],
 )
 DEAD_LETTERS = Counter(
@@ -30,6 +35,23 @@ DAYS_CLOSED = Counter("leap_worker_days_closed_total", "Partition-days closed.")
 DAY_CLOSE_SECONDS = Histogram(
     "leap_worker_day_close_seconds",
     "Time to score one partition's students at a day boundary.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ALERTS = Counter(
+    "leap_worker_alerts_total", "Engagement alerts published, by kind and state.", ["kind", "state"]
+)
+HISTORY_PENDING_ROWS = Gauge(
+    "leap_worker_history_pending_rows",
+    "Indicator history rows waiting to be written to PostgreSQL (grows while it is down).",
+)
+HISTORY_ERRORS = Counter(
+    "leap_worker_history_errors_total",
+    "Failed history writes: unavailable (retried) or rejected (batch dropped).",
+    ["kind"],
+)
+HISTORY_WRITE_SECONDS = Histogram(
+    "leap_worker_history_write_seconds",
+    "Time of each history upsert statement.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 INDICATOR_CHANGES = Counter(
@@ -69,6 +91,13 @@ REDIS_WRITE_SECONDS = Histogram(
     "leap_worker_redis_write_seconds",
     "Time of each Redis pipeline write attempt.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+#: Why: during a Redis outage the worker keeps consuming and queues its writes (coalesced
+#: per hash field); a backlog that grows, or does not drain, means the API is serving older
+#: state than the tables hold, which leap_worker_redis_errors_total alone does not show.
+REDIS_PENDING_WRITES = Gauge(
+    "leap_worker_redis_pending_writes",
+    "Redis hash fields written (or deleted) by the worker but not yet acknowledged by Redis.",
 )
 TABLE_RECOVERY_SECONDS = Gauge(
     "leap_worker_table_recovery_seconds",

@@ -13,6 +13,8 @@ from leap.settings import Settings
 
 __all__ = ["TopicSpec", "ensure_topics", "topic_specs"]
 
+COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -29,6 +31,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dead_letter_topic, n, {"retention.ms": str(30 * 86_400_000)}),
         TopicSpec(settings.indicator_changes_topic, n),
         TopicSpec(settings.cohort_scores_topic, n, {"retention.ms": str(7 * 86_400_000)}),
+        TopicSpec(settings.alerts_topic, n),
+        # Reference data: the latest value per student, kept for ever (until a tombstone).
+        TopicSpec(settings.reference_students_topic, 1, COMPACTED),
+        TopicSpec(settings.contact_preferences_topic, 1, COMPACTED),
     ]
 
 

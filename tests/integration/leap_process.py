@@ -26,6 +26,9 @@ def isolated_worker(topic_prefix: str, data_dir: Path) -> dict[str, Any]:
         "dead_letter_topic": f"{topic_prefix}leap.dead-letter",
         "indicator_changes_topic": f"{topic_prefix}leap.indicator-changes",
         "cohort_scores_topic": f"{topic_prefix}leap.cohort-scores",
+        "alerts_topic": f"{topic_prefix}leap.alerts",
+        "reference_students_topic": f"{topic_prefix}leap.reference.students",
+        "contact_preferences_topic": f"{topic_prefix}leap.reference.contact-preferences",
         "broker_session_timeout": 6,
     }
 

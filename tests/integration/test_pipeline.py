@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -184,8 +185,10 @@ async def produce_poison(settings: Settings) -> None:
         await producer.stop()
 
 
-def test_stream_equals_replay_key_by_key(pipeline: Pipeline) -> None:
+def test_stream_equals_replay_key_by_key(pipeline: Pipeline, postgres_dsn: str) -> None:
     p = pipeline
+    asyncio.run(_migrate(postgres_dsn))
+    p.env["LEAP_POSTGRES_DSN"] = postgres_dsn
     students = {r["student_id"] for r in replay(p, START).values()}
     until = datetime.combine(LAST + timedelta(days=1), time(0), ZONE) + GRACE
     with leap_running(["worker", "--loglevel", "warning"], p.env, p.worker_log):
@@ -202,6 +205,14 @@ def test_stream_equals_replay_key_by_key(pipeline: Pipeline) -> None:
             log=p.worker_log,
         )
         changes_raw = asyncio.run(read_topic(p.settings, p.settings.indicator_changes_topic))
+        history = wait_for(
+            lambda: (
+                (h := asyncio.run(_history(postgres_dsn))) and len(h) == len(students) * DAYS and h
+            ),
+            timeout=30,
+            what="a history row per student and day",
+            log=p.worker_log,
+        )
         dead_letters = asyncio.run(read_topic(p.settings, p.settings.dead_letter_topic))
 
     # 1. Redis holds exactly replay's indicators as of the last closed day.
@@ -226,6 +237,13 @@ def test_stream_equals_replay_key_by_key(pipeline: Pipeline) -> None:
     for offset in range(DAYS):
         day = START + timedelta(days=offset)
         for sid, result in sorted(replay(p, day).items()):
+            # 2b. ... and the day's history row in PostgreSQL holds the same.
+            row = history[(sid, day)]
+            assert (row["indicator"], row["score"], row["reference_score"]) == (
+                result["indicator"],
+                result["score"],
+                result["reference_score"],
+            ), (sid, day)
             if result["indicator"] != previous[sid]:
                 want_changes.append((sid, day, previous[sid], result["indicator"], result["score"]))
             previous[sid] = result["indicator"]
@@ -237,6 +255,22 @@ def test_stream_equals_replay_key_by_key(pipeline: Pipeline) -> None:
 
     # 4. The API serves the same indicators.
     asyncio.run(_check_api(p.settings, expected))
+
+
+async def _migrate(dsn: str) -> None:
+    from tests.integration.leap_db import migrated_pool
+
+    async with migrated_pool(dsn):
+        pass
+
+
+async def _history(dsn: str) -> dict[tuple[str, date], dict[str, Any]]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        rows = await connection.fetch("SELECT * FROM leap.indicator_history")
+    finally:
+        await connection.close()
+    return {(r["student_id"], r["as_of"]): dict(r) for r in rows}
 
 
 async def _create_topics_then_poison(settings: Settings) -> None:
