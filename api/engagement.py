@@ -3,6 +3,10 @@
 The worker owns the layout (see ``leap.state_keys``); this module only reads it. A corrupt
 day is treated as an absent one (logged), because one bad field must not hide the rest of
 the record; a corrupt indicator hash cannot be shown at all without misleading.
+
+Old data is never passed off as current: every record says whether it is ``stale``, i.e.
+older than the last day that should have closed by now (the worker is behind, or Redis is
+being caught up after an outage), so a widget can say "as of <date>" rather than "today".
 """
 
 from __future__ import annotations
@@ -12,22 +16,29 @@ import logging
 import math
 import re
 from collections.abc import Callable, Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from api.auth import authorize, unknown_student
+from api.params import student_id_param
 from api.problems import ProblemError, problem_type
+from leap.institution import Holiday
 from leap.state_keys import days_key, indicator_key
-from schemas.ids import is_valid_student_id
+from streams.clock import last_closable_day
 
 __all__ = [
     "LEVELS",
     "MAX_WINDOW_DAYS",
     "CorruptIndicatorError",
     "engagement",
+    "holiday_json",
+    "newest_closable",
+    "parse_indicator",
     "read_state",
     "shape_record",
 ]
@@ -107,7 +118,8 @@ _INDICATOR_FIELDS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def _indicator(raw: Hash) -> dict[str, Any]:
+def parse_indicator(raw: Hash) -> dict[str, Any]:
+    """The indicator hash's fields, typed; CorruptIndicatorError if it breaks the contract."""
     parsed: dict[str, Any] = {}
     for field, parse in _INDICATOR_FIELDS.items():
         value = raw.get(field.encode())
@@ -141,9 +153,16 @@ def _day(student_id: str, days: Hash, day: date) -> dict[str, Any] | None:
     return {"date": day.isoformat(), "engagement": engagement, "sources": sources}
 
 
-def shape_record(student_id: str, indicator: Hash, days: Hash) -> dict[str, Any]:
-    """The response body: the indicator plus every day of its window, oldest first."""
-    fields = _indicator(indicator)
+def newest_closable(now: datetime, zone: ZoneInfo, grace: timedelta) -> date:
+    """The last local day that should have closed by ``now``: the worker's own rule (its
+    end + ``grace`` has passed)."""
+    return last_closable_day(int(now.timestamp() * 1000), zone, grace)
+
+
+def shape_record(student_id: str, indicator: Hash, days: Hash, closable: date) -> dict[str, Any]:
+    """The response body: the indicator plus every day of its window, oldest first; stale
+    if older than ``closable``, the last day that should have closed by now."""
+    fields = parse_indicator(indicator)
     as_of: date = fields["as_of"]
     window: int = fields["window_days"]
     first = as_of - timedelta(days=window - 1)
@@ -158,6 +177,7 @@ def shape_record(student_id: str, indicator: Hash, days: Hash) -> dict[str, Any]
         "as_of": as_of.isoformat(),
         "days": window_days,
         "today_so_far": _day(student_id, days, as_of + timedelta(days=1)),
+        "stale": as_of < closable,
     }
 
 
@@ -170,28 +190,28 @@ async def read_state(redis: Redis, prefix: str, student_id: str) -> tuple[Hash, 
     return indicator, days
 
 
+def holiday_json(holiday: Holiday | None) -> dict[str, str] | None:
+    if holiday is None:
+        return None
+    return {
+        "name": holiday.name,
+        "start": holiday.start.isoformat(),
+        "end": holiday.end.isoformat(),
+    }
+
+
 async def engagement(request: Request) -> JSONResponse:
     """GET /v1/students/{student_id}/engagement."""
-    student_id: str = request.path_params["student_id"]
-    if not is_valid_student_id(student_id):
-        raise ProblemError(
-            400,
-            "Invalid student id",
-            "A student id is 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit.",
-            type_=problem_type("invalid-student-id"),
-        )
+    student_id = student_id_param(request)
+    await authorize(request, student_id)
     prefix: str = request.app.state.settings.redis_prefix
     indicator, days = await read_state(request.app.state.redis, prefix, student_id)
     if not indicator:
-        raise ProblemError(
-            404,
-            "Unknown student",
-            f"There is no indicator yet for student {student_id}.",
-            type_=problem_type("unknown-student"),
-        )
+        raise unknown_student(student_id)
+    settings = request.app.state.settings
+    closable = newest_closable(datetime.now(UTC), settings.zone, settings.day_close_grace)
     try:
-        body = shape_record(student_id, indicator, days)
+        body = shape_record(student_id, indicator, days, closable)
     except CorruptIndicatorError as exc:
         log.error("Corrupt indicator for student %s: %s", student_id, exc)
         raise ProblemError(
@@ -200,4 +220,9 @@ async def engagement(request: Request) -> JSONResponse:
             "The stored indicator for this student cannot be read; this has been logged.",
             type_=problem_type("corrupt-indicator"),
         ) from exc
+    # Staff pages mark "do not contact"; a holiday's indicators are computed as usual, but
+    # say so, since a quiet week then means little.
+    body["contact_allowed"] = request.app.state.preferences.allows(student_id)
+    holiday = request.app.state.institution.holiday_on(date.fromisoformat(body["as_of"]))
+    body["holiday"] = holiday_json(holiday)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

@@ -14,7 +14,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["REQUESTS", "REQUEST_SECONDS", "RequestMetrics", "metrics_endpoint"]
+__all__ = [
+    "AUDIT_FAILURES",
+    "AUTH_FAILURES",
+    "REQUESTS",
+    "REQUEST_SECONDS",
+    "RequestMetrics",
+    "metrics_endpoint",
+]
 
 REQUESTS = Counter(
     "leap_api_requests_total",
@@ -27,6 +34,22 @@ REQUEST_SECONDS = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+#: Refused requests by reason (``api.auth.REASONS``): a rise in ``forbidden`` or
+#: ``bad_signature`` is someone probing, one in ``expired`` a client not refreshing.
+AUTH_FAILURES = Counter(
+    "leap_api_auth_failures_total",
+    "API requests refused by authentication or authorisation, by reason.",
+    ["reason"],
+)
+#: Staff reads refused because their audit row could not be written (``unconfigured``: no
+#: LEAP_POSTGRES_DSN; ``unavailable``: PostgreSQL down or refusing the insert).
+AUDIT_FAILURES = Counter(
+    "leap_api_audit_failures_total",
+    "Staff reads refused because the audit row could not be written, by reason.",
+    ["reason"],
+)
+for _reason in ("unconfigured", "unavailable"):  # exported from the start, for rate()
+    AUDIT_FAILURES.labels(_reason)
 UNMATCHED = "unmatched"
 
 

@@ -49,6 +49,7 @@ async def load_reference(settings: Settings, path: Path) -> ReferenceLoad:
         bootstrap_servers=settings.bootstrap_servers,
         acks="all",
         enable_idempotence=settings.producer_idempotence,
+        max_batch_size=settings.producer_max_batch_size,
     )
     await producer.start()
     try:

@@ -27,6 +27,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from connectors.publisher import ActivityPublisher
+from connectors.reference_load import load_reference
 from connectors.synthetic import SyntheticTerm, make_students, write_students
 from leap.brokers import TansuBroker, free_port
 from leap.reference import Student
@@ -52,7 +53,6 @@ def run_dev(base: Settings, students: int, days: int, stay: bool) -> None:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="leap-dev-")))
         overrides: dict[str, str] = {
             "LEAP_CLOCK": "event",
-            "LEAP_STUDENTS": str(workdir / "students.csv"),
             "LEAP_DATA_DIR": str(workdir / "worker"),
             "LEAP_WORKER_WEB_PORT": str(free_port()),
             "LEAP_APP_ID": f"leap-dev-{os.getpid()}",
@@ -77,6 +77,11 @@ def run_dev(base: Settings, students: int, days: int, stay: bool) -> None:
         cohort = make_students(students)
         write_students(cohort, workdir / "students.csv")
         asyncio.run(ensure_topics(settings))
+        # As in production: the worker and the API follow the reference topic.
+        loaded = asyncio.run(load_reference(settings, workdir / "students.csv"))
+        console.print(
+            f"reference data: {loaded.added} students on {settings.reference_students_topic}"
+        )
         env = os.environ | overrides
         stack.enter_context(_child("worker", ["worker", "--loglevel", "warning"], env, workdir))
         stack.enter_context(_child("api", ["api"], env, workdir))
@@ -264,3 +269,9 @@ def _print_token(settings: Settings, student: Student) -> None:
         soft_wrap=True,
         markup=False,
     )
+    if not settings.postgres_dsn:
+        console.print(
+            "staff reads of a student are audited, so they need LEAP_POSTGRES_DSN (after "
+            "`leap db upgrade`); without it they answer 503, and students' own reads work",
+            soft_wrap=True,
+        )

@@ -6,9 +6,12 @@
 ``{prefix}days:{student_id}`` (hash): one field per local date (YYYY-MM-DD) holding
     JSON ``{"engagement": float, "sources": {source: total}}``; it holds the open
     day ("today so far") and the closed days still inside the longest window.
+``{prefix}cohort:{course}|{year}`` (hash): the cohort's distribution on its last banded day:
+    as_of (YYYY-MM-DD), reference_score, policy_version, size (students banded), and one
+    count per level: high, good, partial, low, very_low. Aggregates only: no student ids.
 """
 
-__all__ = ["days_key", "indicator_key"]
+__all__ = ["cohort_key", "days_key", "indicator_key"]
 
 
 def indicator_key(prefix: str, student_id: str) -> str:
@@ -17,3 +20,8 @@ def indicator_key(prefix: str, student_id: str) -> str:
 
 def days_key(prefix: str, student_id: str) -> str:
     return f"{prefix}days:{student_id}"
+
+
+def cohort_key(prefix: str, course: str, year: int) -> str:
+    """The cohort's distribution hash; ``course|year`` is ``Student.cohort``."""
+    return f"{prefix}cohort:{course}|{year}"

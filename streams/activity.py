@@ -280,10 +280,13 @@ class ActivityProcessor:
             if sid in self.roster:  # the API shows students in scope only
                 breakdowns[(sid, day)] = day_breakdown(day_record.sources, self.policy)
         batch.clear()
-        await writes.commit()
-        await self.sink.write_days(breakdowns)
+        # Rescored (from the records just set) and acknowledged *before* the records are
+        # committed: after a crash in between, the events are not yet duplicates, so they
+        # are counted as late again and rescored again, instead of never.
         for partition, late in late_by_partition.items():
             closed = self._last_closed(partition)
             if closed is not None:  # always: late means closed, and clocks never go back
                 since = self._history_starts(partition, closed)
                 await self.day_closer.rescore(partition, late, closed, since)
+        await writes.commit()
+        await self.sink.write_days(breakdowns)

@@ -15,7 +15,7 @@ with ``reason=late_data``, and Redis is updated where that date is the student's
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -215,6 +215,9 @@ class CohortBanding:
         INDICATOR_CHANGES.labels(reason).inc(len(changes))
         if len(states) == len(scores):  # the whole cohort stands as of this day
             self._report_distribution(states)
+            await self.sink.write_cohort(
+                _distribution(states.values(), as_of, result.reference_score, self.policy.version)
+            )
         log.info(
             "banded %d students as of %s (%s): %d changes", len(scores), as_of, reason, len(changes)
         )
@@ -229,6 +232,28 @@ class CohortBanding:
         for (course, year), by_level in counts.items():
             for level, count in by_level.items():
                 INDICATORS.labels(course, year, level).set(count)
+
+
+def _distribution(
+    states: Iterable[Mapping[str, str]], as_of: date, reference_score: float, policy_version: str
+) -> tuple[str, str, dict[str, str]]:
+    """A whole cohort's counts per level as of one day (``leap.state_keys`` layout)."""
+    counts: dict[str, int] = dict.fromkeys(LEVELS, 0)
+    course = year = ""
+    for state in states:
+        counts[state["indicator"]] += 1
+        course, year = state["course"], state["year"]
+    return (
+        course,
+        year,
+        {
+            "as_of": as_of.isoformat(),
+            "reference_score": repr(reference_score),
+            "policy_version": policy_version,
+            "size": str(sum(counts.values())),
+            **{level: str(n) for level, n in counts.items()},
+        },
+    )
 
 
 def _merged(parts: Mapping[str, Scores]) -> dict[str, list[Any]]:

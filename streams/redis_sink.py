@@ -33,7 +33,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from leap.state_keys import days_key, indicator_key
+from leap.state_keys import cohort_key, days_key, indicator_key
 from streams.metrics import REDIS_ERRORS, REDIS_PENDING_WRITES, REDIS_WRITE_SECONDS
 
 __all__ = ["HashWrite", "PendingWrites", "RedisSink"]
@@ -140,6 +140,12 @@ class RedisSink(Service):
     async def write_indicators(self, states: Mapping[str, Mapping[str, str]]) -> None:
         for sid, state in states.items():
             self.pending.set(indicator_key(self.prefix, sid), state)
+        self._queued()
+
+    async def write_cohort(self, cohort: tuple[str, str, Mapping[str, str]]) -> None:
+        """A cohort's distribution as of its newest banded day (aggregates only)."""
+        course, year, values = cohort
+        self.pending.replace(cohort_key(self.prefix, course, int(year)), values)
         self._queued()
 
     def replace_all(self, hashes: Mapping[str, Mapping[str, str]]) -> None:

@@ -5,6 +5,7 @@ whether it was allowed. A read whose audit row cannot be written must not happen
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
@@ -14,6 +15,11 @@ __all__ = ["AuditLog", "AuditUnavailable"]
 _INSERT = """
 INSERT INTO leap.audit_log (at, actor_sub, actor_role, student_id, endpoint, allowed)
 VALUES ($1, $2, $3, $4, $5, $6)
+"""
+
+_INSERT_MANY = """
+INSERT INTO leap.audit_log (at, actor_sub, actor_role, student_id, endpoint, allowed)
+SELECT $1, $2, $3, student_id, $5, $6 FROM unnest($4::text[]) AS listed(student_id)
 """
 
 #: Everything that means "the row was not written": the database refused it, the pool is
@@ -41,12 +47,28 @@ class AuditLog:
         at: datetime,
     ) -> None:
         """Write one row, committed before this returns; raise AuditUnavailable otherwise."""
+        await self._write(_INSERT, at, actor_sub, actor_role, student_id, endpoint, allowed)
+
+    async def record_many(
+        self,
+        actor_sub: str,
+        actor_role: str,
+        student_ids: Sequence[str],
+        endpoint: str,
+        allowed: bool,
+        at: datetime,
+    ) -> None:
+        """One row per student of a listing (e.g. a tutor's tutees), all in one statement:
+        either every row is committed or none is and AuditUnavailable is raised."""
+        if student_ids:
+            ids = list(student_ids)
+            await self._write(_INSERT_MANY, at, actor_sub, actor_role, ids, endpoint, allowed)
+
+    async def _write(self, statement: str, at: datetime, *args: object) -> None:
         if at.tzinfo is None:
             raise ValueError("audit times must be timezone-aware")
         try:
-            await self.pool.execute(
-                _INSERT, at, actor_sub, actor_role, student_id, endpoint, allowed
-            )
+            await self.pool.execute(statement, at, *args)
         except _WRITE_ERRORS as exc:
             reason = str(exc) or type(exc).__name__
             raise AuditUnavailable(f"audit row not written: {reason}") from exc

@@ -69,6 +69,12 @@ WHERE student_id = $1 AND as_of BETWEEN $2 AND $3
 ORDER BY as_of
 """
 
+_INDICATORS_ON = """
+SELECT h.student_id, h.indicator
+FROM unnest($1::text[], $2::date[]) AS wanted(student_id, as_of)
+JOIN leap.indicator_history AS h USING (student_id, as_of)
+"""
+
 
 def as_columns(rows: Iterable[HistoryRow]) -> list[list[Any]]:
     """Rows as one list per column (the upsert's arrays); the last row of a day wins.
@@ -117,3 +123,11 @@ class HistoryStore:
             HistoryRow(**{**dict(record), "breakdown": json.loads(record["breakdown"])})
             for record in records
         ]
+
+    async def indicators_on(self, days: Mapping[str, date]) -> dict[str, str]:
+        """Each student's indicator on their given day (e.g. a week before their current
+        one), in one round trip; students with no row that day are left out."""
+        if not days:
+            return {}
+        records = await self.pool.fetch(_INDICATORS_ON, list(days), list(days.values()))
+        return {record["student_id"]: record["indicator"] for record in records}

@@ -15,9 +15,10 @@ import uvicorn
 
 import api.engagement
 from api.app import create_app
+from leap.reference import Student
 from leap.settings import Settings
 from leap.state_keys import days_key, indicator_key
-from tests.integration.api_client import serve
+from tests.integration.api_client import bearer, serve, with_audit_log, with_test_auth
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +36,10 @@ INDICATOR = {
     "course": "BSc Computer Science",
     "year": "2",
     "updated_at": "2025-03-15T02:00:03+00:00",
+}
+#: The reference data the API authorises against (tests/integration/test_api_auth.py).
+ROSTER = {
+    STUDENT: Student(STUDENT, "BSc Computer Science", 2, "full-time", "Computing", "T0001"),
 }
 
 
@@ -65,7 +70,7 @@ async def store(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(settings) as client:
+    async with serve(settings, roster=ROSTER) as client:
         yield client
 
 
@@ -131,6 +136,9 @@ async def test_engagement_record(
             {"date": "2025-03-14", "engagement": 4.0, "sources": {"attendance": 4}},
         ],
         "today_so_far": {"date": "2025-03-15", "engagement": 1.0, "sources": {"vle": 1}},
+        "stale": True,  # as of 2025-03-14, long closed
+        "contact_allowed": True,
+        "holiday": None,
     }
     corrupt = [r.getMessage() for r in caplog.records if "corrupt day" in r.getMessage()]
     assert len(corrupt) == 2
@@ -218,7 +226,7 @@ async def test_redis_down(redis_prefix: str) -> None:
         redis_prefix=redis_prefix,
         kafka_bootstrap=f"127.0.0.1:{free_port()}",
     )
-    async with serve(settings) as client:
+    async with serve(settings, roster=ROSTER) as client:
         data = await client.get(f"/v1/students/{STUDENT}/engagement")
         ready = await client.get("/readyz")
     assert_problem(data, 503)
@@ -239,7 +247,7 @@ async def test_hung_redis_times_out_quickly(redis_prefix: str) -> None:
     )
     loop = asyncio.get_running_loop()
     try:
-        async with serve(settings) as client:
+        async with serve(settings, roster=ROSTER) as client:
             started = loop.time()
             response = await client.get(f"/v1/students/{STUDENT}/engagement")
             elapsed = loop.time() - started
@@ -270,15 +278,16 @@ async def test_served_by_uvicorn(
     """The way the CLI serves it: a real socket, uvicorn running the lifespan."""
     await write_student(store, redis_prefix, {"2025-03-14": day(4, vle=4)})
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+    app = create_app(with_audit_log(with_test_auth(settings)), ROSTER)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
             assert not task.done(), "uvicorn stopped during startup"
             await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers=bearer()
+        ) as client:
             response = await client.get(f"/v1/students/{STUDENT}/engagement")
     finally:
         server.should_exit = True

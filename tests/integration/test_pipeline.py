@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from connectors.synthetic import SyntheticTerm, make_students, write_students
 from leap.reference import partition_for
 from leap.settings import Settings
-from leap.state_keys import indicator_key
+from leap.state_keys import cohort_key, indicator_key
 from schemas.codec import activity_codec, activity_to_json, indicator_change_codec
 from tests.integration.api_client import serve
 from tests.integration.leap_process import (
@@ -225,6 +225,17 @@ def test_stream_equals_replay_key_by_key(pipeline: Pipeline, postgres_dsn: str) 
         assert float(got["reference_score"]) == want["reference_score"], sid
         assert int(got["window_days"]) == want["window_days"], sid
     assert {s["indicator"] for s in states.values()} >= {"high", "good", "very_low"}
+    # ... and each cohort's distribution hash counts them.
+    client = redis.Redis.from_url(p.settings.redis_url, decode_responses=True)
+    cohorts: dict[tuple[str, int], dict[str, int]] = {}
+    for want in expected.values():
+        counts = cohorts.setdefault((want["course"], want["year"]), {})
+        counts[want["indicator"]] = counts.get(want["indicator"], 0) + 1
+    for (course, year), counts in cohorts.items():
+        stored = client.hgetall(cohort_key(p.settings.redis_prefix, course, year))
+        assert stored["as_of"] == LAST.isoformat(), (course, year)
+        assert stored["size"] == str(sum(counts.values()))
+        assert {k: int(stored[k]) for k in counts} == counts, (course, year)
 
     # 2. Every IndicatorChange equals the day-by-day changes replay implies.
     codec = indicator_change_codec()
