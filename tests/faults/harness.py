@@ -379,7 +379,37 @@ def check_against_oracle(cohort: Cohort, states: dict[str, dict[str, str]]) -> F
     oracle = _oracle(cohort)
     produced = sum(len(ids) for ids in oracle.fingerprints.values())
 
-    # 1. Redis holds `leap replay`'s indicators, key by key.
+    # 1. The day records: each student-day counted exactly its events, once each.
+    changelog = f"{settings.app_id}-daily_totals-changelog"
+    records: dict[str, Any] = {}
+    for message in asyncio.run(read_all(settings.bootstrap_servers, changelog)):
+        records[json.loads(message.key)] = json.loads(message.value) if message.value else None
+    records = {k: v for k, v in records.items() if v is not None}
+    assert set(records) == set(oracle.fingerprints)
+    for key, record in records.items():
+        sid, _, day = key.partition("|")
+        want_totals = dict(oracle.book.totals[sid][date.fromisoformat(day)])
+        assert len(record["ids"]) == len(oracle.fingerprints[key]), key
+        assert set(record["ids"]) == oracle.fingerprints[key], key
+        assert record["s"] == want_totals, key
+    counted = sum(len(r["ids"]) for r in records.values())
+
+    # 2. Redis's per-day breakdowns (what the API shows) equal the same totals.
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        for sid in oracle.students:
+            got_days = {
+                day: {s: to_milli(v) for s, v in json.loads(raw)["sources"].items()}
+                for day, raw in client.hgetall(days_key(settings.redis_prefix, sid)).items()
+            }
+            want_days = {
+                d.isoformat(): dict(totals) for d, totals in oracle.book.totals.get(sid, {}).items()
+            }
+            assert got_days == want_days, (sid, got_days, want_days)
+    finally:
+        client.close()
+
+    # 3. Redis holds `leap replay`'s indicators, key by key.
     out = run_leap(
         ["replay", str(cohort.events_file), "--students", str(cohort.students_csv),
          "--as-of", cohort.last.isoformat()],
@@ -402,37 +432,7 @@ def check_against_oracle(cohort: Cohort, states: dict[str, dict[str, str]]) -> F
             want["score"],
             want["reference_score"],
             want["window_days"],
-        ), sid
-
-    # 2. The day records: each student-day counted exactly its events, once each.
-    changelog = f"{settings.app_id}-daily_totals-changelog"
-    records: dict[str, Any] = {}
-    for message in asyncio.run(read_all(settings.bootstrap_servers, changelog)):
-        records[json.loads(message.key)] = json.loads(message.value) if message.value else None
-    records = {k: v for k, v in records.items() if v is not None}
-    assert set(records) == set(oracle.fingerprints)
-    for key, record in records.items():
-        sid, _, day = key.partition("|")
-        want_totals = dict(oracle.book.totals[sid][date.fromisoformat(day)])
-        assert len(record["ids"]) == len(oracle.fingerprints[key]), key
-        assert set(record["ids"]) == oracle.fingerprints[key], key
-        assert record["s"] == want_totals, key
-    counted = sum(len(r["ids"]) for r in records.values())
-
-    # 3. Redis's per-day breakdowns (what the API shows) equal the same totals.
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    try:
-        for sid in oracle.students:
-            got_days = {
-                day: {s: to_milli(v) for s, v in json.loads(raw)["sources"].items()}
-                for day, raw in client.hgetall(days_key(settings.redis_prefix, sid)).items()
-            }
-            want_days = {
-                d.isoformat(): dict(totals) for d, totals in oracle.book.totals.get(sid, {}).items()
-            }
-            assert got_days == want_days, (sid, got_days, want_days)
-    finally:
-        client.close()
+        ), (sid, got, want)
 
     # 4. IndicatorChanges: none contradicts the oracle, none is missing.
     codec = indicator_change_codec()
