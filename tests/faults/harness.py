@@ -169,7 +169,7 @@ class Worker:
             out.write(f"--- {self.name} incarnation {self.incarnations}\n".encode())
             out.flush()
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "leap.cli", "worker", "--loglevel", "warning"],
+                [sys.executable, "-m", "leap.cli", "worker", "--loglevel", os.environ.get("LEAP_TEST_WORKER_LOGLEVEL", "warning")],
                 env=self.env,
                 cwd=self.cwd,
                 stdout=out,
@@ -385,7 +385,9 @@ def check_against_oracle(cohort: Cohort, states: dict[str, dict[str, str]]) -> F
     for message in asyncio.run(read_all(settings.bootstrap_servers, changelog)):
         records[json.loads(message.key)] = json.loads(message.value) if message.value else None
     records = {k: v for k, v in records.items() if v is not None}
-    assert set(records) == set(oracle.fingerprints)
+    missing_days = sorted(set(oracle.fingerprints) - set(records))
+    extra_days = sorted(set(records) - set(oracle.fingerprints))
+    assert not missing_days and not extra_days, (missing_days[:10], extra_days[:10])
     for key, record in records.items():
         sid, _, day = key.partition("|")
         want_totals = dict(oracle.book.totals[sid][date.fromisoformat(day)])
