@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -31,6 +32,7 @@ from api.engagement import engagement
 from api.history import history
 from api.metrics import RequestMetrics, metrics_endpoint
 from api.openapi import DOCUMENT
+from api.pages import page_routes
 from api.preference_publisher import PreferencePublisher
 from api.problems import EXCEPTION_HANDLERS
 from api.readiness import readiness
@@ -138,6 +140,21 @@ async def _openapi(request: Request) -> JSONResponse:
     return JSONResponse(DOCUMENT)
 
 
+def _cors(settings: Settings) -> list[Middleware]:
+    """Let the configured portals' pages call the API (bearer tokens, so no cookies)."""
+    if not settings.api_cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.api_cors_origins,
+            allow_methods=["GET", "PUT"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+    ]
+
+
 def create_app(
     settings: Settings,
     roster: Roster | None = None,
@@ -164,8 +181,9 @@ def create_app(
             Route("/readyz", readiness, methods=["GET"]),
             Route("/openapi.json", _openapi, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
+            *page_routes(),
         ],
-        middleware=[Middleware(RequestMetrics)],
+        middleware=[Middleware(RequestMetrics), *_cors(settings)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan,
     )

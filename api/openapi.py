@@ -11,6 +11,7 @@ from typing import Any
 from api.contact import MAX_BODY_BYTES
 from api.engagement import LEVELS, MAX_WINDOW_DAYS
 from api.history import DEFAULT_DAYS, MAX_SPAN_DAYS
+from api.pages import STATIC
 from api.params import COURSE_PATTERN, TUTOR_ID_PATTERN, YEAR_PATTERN
 from api.problems import PROBLEM_MEDIA_TYPE, RETRY_AFTER_SECONDS
 from api.tutees import TREND_DAYS
@@ -127,6 +128,8 @@ _TUTEE: dict[str, Any] = {
         "description": f"Bands moved since the indicator of {TREND_DAYS} days before as_of "
         "(-2: two bands lower); null without history for that day.",
     },
+    "course": {"type": "string", "description": "The tutee's course (for filtering)."},
+    "year": {"type": "integer", "minimum": 1, "description": "The tutee's year of study."},
     "contact_allowed": {"type": "boolean"},
 }
 _COUNT = {"type": "integer", "minimum": 0}
@@ -530,6 +533,8 @@ _PATHS: dict[str, Any] = {
                                 "score": 0.0,
                                 "as_of": "2027-03-30",
                                 "trend": -2,
+                                "course": "BA-ENGLIT",
+                                "year": 2,
                                 "contact_allowed": True,
                             },
                             {
@@ -539,6 +544,8 @@ _PATHS: dict[str, Any] = {
                                 "score": 6.4,
                                 "as_of": "2027-03-30",
                                 "trend": None,
+                                "course": "BA-ENGLIT",
+                                "year": 2,
                                 "contact_allowed": False,
                             },
                         ],
@@ -619,6 +626,29 @@ _PATHS: dict[str, Any] = {
     },
 }
 
+
+def _static(path: str, media_type: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": "get"
+            + "".join(
+                part.capitalize() for part in path.replace(".", "-").replace("/", "-").split("-")
+            ),
+            "summary": "The staff page, or a script or style sheet of it or the portal widget "
+            "(no token: they hold no data).",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "The file.",
+                    "content": {media_type: {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+
+
+_STATIC_PATHS = {path: _static(path, asset.media_type) for path, asset in STATIC.items()}
+
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {
@@ -674,6 +704,7 @@ DOCUMENT: dict[str, Any] = {
                 },
             }
         },
+        **_STATIC_PATHS,
     },
     "components": {
         "schemas": _SCHEMAS,

@@ -135,6 +135,8 @@ async def tutees(request: Request) -> JSONResponse:
     entries = [
         {
             **_entry(s, current.get(s.student_id), before.get(s.student_id)),
+            "course": s.course,
+            "year": s.year,
             "contact_allowed": state.preferences.allows(s.student_id),
         }
         for s in listed

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    api_cors_origins: list[str] = Field(
+        [],
+        description="Origins (e.g. https://portal.example.ac.uk) whose pages may call the API "
+        'from a browser (the portal widget); in the environment a JSON list: ["https://…"].',
+    )
 
     # API authentication (api/auth.py): bearer JWTs, always on. Algorithms are pinned here,
     # never taken from a token; `iss`, `aud`, `exp` and `sub` are required. RS256/ES256 verify

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install (Debian, as root) and start the local services LEAP's tests and demo need:
-# Redis, PostgreSQL, and Java + Maven for the Apache Kafka that tests start themselves.
+# Redis, PostgreSQL, Java + Maven for the Apache Kafka that tests start themselves, and
+# Chromium + chromedriver for the browser tests.
 # Idempotent: silent when all is in place, one line per action otherwise.
 # `services.sh redis` sets up Redis alone (all the demo needs).
 set -euo pipefail
@@ -12,6 +13,8 @@ if [[ $only == all ]]; then
     compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
     command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
     command -v mvn >/dev/null || missing+=(maven)
+    # Headless browser tests (tests/browser): Debian's Chromium and its driver, never a download.
+    [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] || missing+=(chromium chromium-driver)
 fi
 
 if ((${#missing[@]})); then

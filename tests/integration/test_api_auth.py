@@ -35,6 +35,7 @@ from starlette.routing import Route
 from api.access import Principal, Role
 from api.app import create_app
 from api.auth import AuthConfigError
+from api.pages import STATIC
 from leap.brokers import free_port
 from leap.reference import Student
 from leap.settings import Settings
@@ -60,8 +61,15 @@ HISTORY = "/v1/students/{student_id}/history"
 CONTACT = "/v1/students/{student_id}/contact-preference"
 TUTEES = "/v1/tutors/{tutor_id}/tutees"
 DISTRIBUTION = "/v1/cohorts/{course}/{year}/distribution"
-#: Routes anyone may call: no personal data (probes and the scraper carry no token).
-PUBLIC = {"/healthz": 200, "/readyz": 200, "/openapi.json": 200, "/metrics": 200}
+#: Routes anyone may call: no personal data (probes and the scraper carry no token; the
+#: staff page and the widget's files hold no data, their calls to /v1 carry the token).
+PUBLIC = {
+    "/healthz": 200,
+    "/readyz": 200,
+    "/openapi.json": 200,
+    "/metrics": 200,
+    **dict.fromkeys(STATIC, 200),
+}
 
 OWN = "S1000001"  # tutor T0001, Physics
 OTHER = "S1000002"  # tutor T0002, History
