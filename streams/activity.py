@@ -34,6 +34,7 @@ from streams.day_close import DayCloser
 from streams.dead_letter import DeadLetters, header
 from streams.metrics import EVENT_LAG_SECONDS, EVENTS, LAST_CLOSED_DAY
 from streams.redis_sink import RedisSink
+from streams.sequence import InSequence
 from streams.table_batch import TableBatch
 
 __all__ = ["ActivityProcessor", "DayRecord", "day_breakdown", "event_fingerprint", "totals_key"]
@@ -106,6 +107,7 @@ class ActivityProcessor:
         dead_letters: DeadLetters,
         day_closer: DayCloser,
         sink: RedisSink,
+        sequence: InSequence,
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -116,6 +118,7 @@ class ActivityProcessor:
         self.dead_letters = dead_letters
         self.day_closer = day_closer
         self.sink = sink
+        self.sequence = sequence
         self.zone = settings.zone
         self.grace = settings.day_close_grace
         self._watermarks: dict[int, int] = {}
@@ -123,7 +126,7 @@ class ActivityProcessor:
 
     async def process(self, events: Sequence[EventT]) -> None:
         batch = _Batch()
-        for event in events:
+        for event in await self.sequence.admit(events):
             tick = header(event.message, CLOCK_HEADER)
             if tick is not None:
                 await self._on_tick(event, tick, batch)
@@ -142,6 +145,7 @@ class ActivityProcessor:
                     occurred_ms = int(record["occurred_at"].timestamp() * 1000)
                     await self._advance(event, occurred_ms, batch)
         await self._flush(batch)
+        await self.sequence.commit()  # after the batch's effects are durable
         now = time.time()
         for occurred in batch.occurred:
             EVENT_LAG_SECONDS.observe(max(0.0, now - occurred))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import faust
 from mode import CrashingSupervisor
@@ -25,6 +25,7 @@ from streams.history_sink import HistorySink
 from streams.metrics import CONSUMER_LAG, TABLE_RECOVERY_SECONDS
 from streams.redis_resync import RedisResync
 from streams.redis_sink import RedisSink
+from streams.sequence import InSequence
 
 __all__ = ["create_app", "report_consumer_lag_of"]
 
@@ -64,6 +65,8 @@ def create_app(
     rounds = app.Table("cohort_rounds", **table)
     indicators = app.Table("indicators", **table)
     alert_states = app.Table("alerts", **table)
+    activity_positions = app.Table("activity_positions", **table)
+    banding_positions = app.Table("banding_positions", **table)
 
     # Started and stopped with the app; agents only queue writes, so never wait on Redis.
     sink = RedisSink(settings.redis_url, settings.redis_prefix)
@@ -113,6 +116,7 @@ def create_app(
             ),
         ),
         sink,
+        InSequence(activity_positions, "activity"),
     )
     banding = CohortBanding(
         policy,
@@ -137,8 +141,12 @@ def create_app(
 
     @app.agent(cohort_topic, name="cohort-banding")
     async def band_cohorts(stream: faust.StreamT) -> None:
+        reports = InSequence(banding_positions, "cohort-banding")
         async for event in stream.events():
-            await banding.on_report(event.value, event.message.partition)
+            for report in await reports.admit([event]):
+                value = cast(Mapping[str, Any], report.value)  # JSON, from the topic
+                await banding.on_report(value, report.message.partition)
+                await reports.commit()
 
     if settings.clock == "wall":
 

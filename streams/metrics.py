@@ -16,6 +16,7 @@ __all__ = [
     "INDICATORS",
     "INDICATOR_CHANGES",
     "LAST_CLOSED_DAY",
+    "OFFSET_REWINDS",
     "REDIS_ERRORS",
     "REDIS_PENDING_WRITES",
     "REDIS_WRITE_SECONDS",
@@ -53,6 +54,11 @@ HISTORY_WRITE_SECONDS = Histogram(
     "leap_worker_history_write_seconds",
     "Time of each history upsert statement.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+OFFSET_REWINDS = Counter(
+    "leap_worker_offset_rewinds_total",
+    "Times an agent found records skipped by the consumer and sent it back to read them.",
+    ["agent"],
 )
 INDICATOR_CHANGES = Counter(
     "leap_worker_indicator_changes_total", "IndicatorChange records published.", ["reason"]

@@ -65,6 +65,9 @@ START = date(2026, 10, 19)  # a Monday
 GRACE = timedelta(hours=2)
 SEED_ENV = "LEAP_TEST_FAULT_SEED"
 
+#: ``LEAP_TEST_WORKER_LOGLEVEL=info`` keeps the workers' day closes and bandings in their logs.
+WORKER_LOGLEVEL = os.environ.get("LEAP_TEST_WORKER_LOGLEVEL", "warning")
+
 
 def fault_rng(name: str) -> tuple[random.Random, int]:
     """A seeded RNG for kill moments: ``LEAP_TEST_FAULT_SEED`` replays a failed run."""
@@ -169,7 +172,7 @@ class Worker:
             out.write(f"--- {self.name} incarnation {self.incarnations}\n".encode())
             out.flush()
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "leap.cli", "worker", "--loglevel", os.environ.get("LEAP_TEST_WORKER_LOGLEVEL", "warning")],
+                [sys.executable, "-m", "leap.cli", "worker", "--loglevel", WORKER_LOGLEVEL],
                 env=self.env,
                 cwd=self.cwd,
                 stdout=out,
