@@ -123,6 +123,8 @@ async def test_tutees_most_in_need_first(client: httpx.AsyncClient, pool: asyncp
         "score": 41.5,
         "as_of": "2025-03-14",
         "trend": -1,
+        "course": "BSc Physics",
+        "year": 1,
         "contact_allowed": True,
     }
     rows = await pool.fetch("SELECT actor_sub, student_id, endpoint, allowed FROM leap.audit_log")

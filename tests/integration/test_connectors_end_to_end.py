@@ -109,7 +109,7 @@ def test_connectors_change_indicators_end_to_end(
     students_csv = tmp_path / "students.csv"
     students_csv.write_text(
         "student_id,course,year,mode,department,tutor_id\n"
-        + "".join(f"{s},BS101,1,full-time,EBS,T1\n" for s in STUDENTS)
+        + "".join(f"{s},EBS-BSC-BM,1,full-time,EBS,T1\n" for s in STUDENTS)
     )
     config: dict[str, Any] = {
         "kafka_bootstrap": kafka_bootstrap,
