@@ -9,12 +9,15 @@ effects of the records before it are durable, and checks every record against it
 
 - an offset below it was processed already (a re-delivery): skipped;
 - an offset above it means records were skipped: the consumer is sent back to the position
-  (``Consumer.seek``) and nothing past the hole is processed until it is filled.
+  (``Consumer.seek``) and nothing past the hole is processed until it is filled. A rebalance
+  can seek the consumer forward again (to Faust's committed offset, which may lie past the
+  hole), so while the hole stays open the consumer is sent back again, once a second.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +30,9 @@ __all__ = ["InSequence"]
 
 log = logging.getLogger(__name__)
 
+#: While a hole stays open, the consumer is sent back to it at most this often.
+REWIND_EVERY_SECONDS = 1.0
+
 
 class InSequence:
     """One agent's durable next-offset per source partition (keyed by partition number)."""
@@ -35,7 +41,7 @@ class InSequence:
         self.positions = positions
         self.name = name
         self._pending: dict[int, int] = {}
-        self._rewound: dict[int, int] = {}
+        self._rewound: dict[int, tuple[int, float]] = {}  # partition -> (offset, when)
 
     async def admit(self, events: Iterable[EventT]) -> list[EventT]:
         """The events to process now, in order; re-deliveries dropped, holes rewound."""
@@ -81,9 +87,11 @@ class InSequence:
         return int(value) if value is not None else None
 
     async def _rewind(self, tp: Any, want: int, got: int) -> None:
-        if self._rewound.get(tp.partition) == want:
-            return  # already sent back there; the records before the hole come next
-        self._rewound[tp.partition] = want
+        now = time.monotonic()
+        offset, when = self._rewound.get(tp.partition, (None, 0.0))
+        if offset == want and now - when < REWIND_EVERY_SECONDS:
+            return  # just sent back there; the records before the hole should come next
+        self._rewound[tp.partition] = (want, now)
         OFFSET_REWINDS.labels(self.name).inc()
         log.warning(
             "%s: the consumer skipped %s[%d] offsets %d..%d; reading them again",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.sequence import InSequence
+from streams.sequence import REWIND_EVERY_SECONDS, InSequence
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,13 @@ async def test_a_hole_sends_the_consumer_back_and_holds_the_partition() -> None:
     got = await seq.admit(events((0, 12), (1, 3), (0, 13), (1, 4)))
     assert offsets(got) == [(1, 3), (1, 4)]  # partition 0 waits for 10 and 11
     assert positions.app.consumer.seeks == [(TP("leap.activity", 0), 10)]
-    # still-queued records past the hole do not send it back again...
+    # still-queued records past the hole do not send it back again at once...
     got = await seq.admit(events((0, 14)))
     assert got == [] and len(positions.app.consumer.seeks) == 1
+    # ...but they do once a while has passed (a rebalance may have sought past the hole)
+    seq._rewound[0] = (10, seq._rewound[0][1] - REWIND_EVERY_SECONDS)
+    got = await seq.admit(events((0, 15)))
+    assert got == [] and positions.app.consumer.seeks[-1] == (TP("leap.activity", 0), 10)
     # ...and once the hole's records arrive, the partition moves on
     got = await seq.admit(events((0, 10), (0, 11), (0, 12)))
     assert offsets(got) == [(0, 10), (0, 11), (0, 12)]
