@@ -5,10 +5,11 @@ Publishes a synthetic term (with clock ticks) to fresh topics, then measures:
   2. a ``leap worker`` (clock=event) from start until every student's indicator for the
      last day is in Redis: events/s end to end, and the day-boundary recompute times.
 
-    python bench/pipeline.py --students 2000 --days 21          # starts Apache Kafka
-    LEAP_KAFKA_BOOTSTRAP=127.0.0.1:9092 python bench/pipeline.py  # or uses yours
+    python -m bench.pipeline --students 2000 --days 21          # starts Apache Kafka
+    LEAP_KAFKA_BOOTSTRAP=127.0.0.1:9092 python -m bench.pipeline  # or uses yours
 
 Run by hand; figures depend on the machine. Redis must answer at LEAP_REDIS_URL.
+bench/ingest.py puts the worker beside a bare Faust agent; this one times the day closes.
 """
 
 from __future__ import annotations
@@ -25,14 +26,19 @@ import time
 import uuid
 from pathlib import Path
 
-import redis
 from aiokafka import AIOKafkaConsumer
 
+from bench.common import (
+    bench_env,
+    cleanup_redis,
+    kafka_bootstrap,
+    settings_from_env,
+    synthetic_term,
+    wait_for_indicators,
+)
 from connectors.publisher import ActivityPublisher
-from connectors.synthetic import SyntheticTerm, make_students, write_students
-from leap.brokers import KafkaBroker, free_port
+from connectors.synthetic import write_students
 from leap.settings import Settings
-from leap.state_keys import indicator_key
 from streams.topics import ensure_topics
 
 
@@ -55,20 +61,6 @@ async def raw_consume(settings: Settings, expected: int) -> float:
     return time.perf_counter() - started
 
 
-def wait_for_indicators(settings: Settings, as_of: str, expected: int, timeout: float) -> float:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        keys = list(client.scan_iter(match=indicator_key(settings.redis_prefix, "*"), count=5000))
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.hget(key, "as_of")
-        if sum(1 for a in pipe.execute() if a == as_of) >= expected:
-            return time.perf_counter() - started
-        time.sleep(0.2)
-    raise SystemExit(f"worker did not finish within {timeout} s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=2000)
@@ -79,38 +71,14 @@ def main() -> None:
     args = parser.parse_args()
 
     with contextlib.ExitStack() as stack:
-        bootstrap = os.environ.get("LEAP_KAFKA_BOOTSTRAP")
-        if not bootstrap:
-            bootstrap = stack.enter_context(KafkaBroker()).bootstrap
+        bootstrap = stack.enter_context(kafka_bootstrap())
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="leap-bench-")))
-        run = f"bench{uuid.uuid4().hex[:6]}"
-        env = {
-            "LEAP_KAFKA_BOOTSTRAP": bootstrap,
-            "LEAP_CLOCK": "event",
-            "LEAP_PARTITIONS": str(args.partitions),
-            "LEAP_STUDENTS": str(workdir / "students.csv"),
-            "LEAP_APP_ID": run,
-            "LEAP_DATA_DIR": str(workdir / "worker"),
-            "LEAP_WORKER_WEB_PORT": str(free_port()),
-            "LEAP_REDIS_PREFIX": f"{run}:",
-            "LEAP_ACTIVITY_TOPIC": f"{run}.activity",
-            "LEAP_DEAD_LETTER_TOPIC": f"{run}.dead-letter",
-            "LEAP_INDICATOR_CHANGES_TOPIC": f"{run}.indicator-changes",
-            "LEAP_COHORT_SCORES_TOPIC": f"{run}.cohort-scores",
-        }
-        settings = Settings.model_validate(
-            {k.removeprefix("LEAP_").lower(): v for k, v in env.items()}
-        )
-        students = make_students(args.students)
+        env = bench_env(bootstrap, workdir, args.partitions)
+        settings = settings_from_env(env)
+        run = env["LEAP_APP_ID"]
+        students, term = synthetic_term(args.students, args.days, settings)
         write_students(students, workdir / "students.csv")
         start = time.time()
-        term = SyntheticTerm(
-            students,
-            __import__("datetime").date(2026, 10, 5),
-            args.days,
-            settings.zone,
-            settings.day_close_grace,
-        )
 
         async def publish() -> int:
             await ensure_topics(settings)
@@ -154,9 +122,7 @@ def main() -> None:
                 f"students): median {closes[len(closes) // 2] * 1000:.1f} ms, "
                 f"max {closes[-1] * 1000:.1f} ms over {len(closes)} closes"
             )
-        redis_client = redis.Redis.from_url(settings.redis_url)
-        for key in redis_client.scan_iter(match=f"{run}:*", count=5000):
-            redis_client.delete(key)
+        cleanup_redis(settings.redis_url, f"{run}:")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from connectors.publisher import Rejected, Tick
 from schemas.codec import InvalidRecord, activity_from_json
 
@@ -47,7 +49,7 @@ class FileReader:
         with Path(self.path).open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 self.bytes_read += len(raw)
-                if not raw.strip():
+                if raw.isspace():  # a blank line (iteration never yields an empty one)
                     continue
                 self.summary.read += 1
                 try:
@@ -67,6 +69,12 @@ class FileReader:
 
 
 def _json_object(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)  # 3-4x the standard library's speed on event lines
+    except orjson.JSONDecodeError:
+        pass
+    # What orjson refuses the standard library may still read (NaN, UTF-16, huge integers),
+    # and it names the fault the way LEAP always has: the same answer either way.
     try:
         return json.loads(raw)
     except ValueError as exc:
