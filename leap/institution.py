@@ -13,10 +13,10 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from leap.packaged_files import read_config_text
 from leap.reference import Student
 from leap.scoring import Policy
 
@@ -58,21 +58,12 @@ class Institution:
     def holiday_on(self, day: date) -> Holiday | None:
         return next((h for h in self.holidays if h.start <= day <= h.end), None)
 
-    def scoped(self, students: Iterable[Student]) -> dict[str, Student]:
-        return {s.student_id: s for s in students if self.in_scope(s)}
-
 
 def load_institution(path: Path | None = None) -> Institution:
     """Load ``path``, or the configuration shipped with LEAP; errors name the file."""
-    if path is None:
-        text = resources.files("leap.institutions").joinpath(DEFAULT_INSTITUTION_NAME).read_text()
-        where = f"built-in {DEFAULT_INSTITUTION_NAME}"
-    else:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ValueError(f"cannot read institution file {path}: {exc.strerror}") from exc
-        where = str(path)
+    text, where = read_config_text(
+        path, "leap.institutions", DEFAULT_INSTITUTION_NAME, "institution"
+    )
     try:
         return institution_from_mapping(tomllib.loads(text))
     except (tomllib.TOMLDecodeError, ValueError, KeyError, TypeError) as exc:
