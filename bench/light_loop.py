@@ -26,7 +26,7 @@ from leap.scoring import local_date, to_milli
 from leap.settings import Settings
 from leap.state_keys import days_key
 from schemas.codec import InvalidRecord, activity_codec
-from streams.activity import DayRecord, day_breakdown, event_fingerprint, totals_key
+from streams.day_record import DayRecord, day_breakdown, event_fingerprint, totals_key
 
 __all__ = ["light_loop"]
 

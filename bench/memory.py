@@ -33,7 +33,7 @@ from bench.common import bench_parser, print_table, quick, rss_kib, synthetic_te
 from connectors.publisher import Tick
 from leap.scoring import SOURCES, local_date, to_milli
 from leap.settings import Settings
-from streams.activity import event_fingerprint, totals_key
+from streams.day_record import event_fingerprint, totals_key
 
 #: Days of day records kept by the worker: longest window (21, part-time) + lateness (7).
 KEPT_DAYS = 28

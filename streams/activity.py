@@ -13,7 +13,6 @@ event is recognised as a duplicate, or it was not, so the event is counted afres
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -25,58 +24,25 @@ from faust.types import EventT, TableT
 
 from leap.lateness import days_late, is_too_late
 from leap.reference import Student, partition_for
-from leap.scoring import Policy, daily_engagement, day_end, local_date, to_milli
+from leap.scoring import Policy, day_end, local_date, to_milli
 from leap.settings import Settings
 from schemas.codec import AvroCodec, InvalidRecord
 from streams.clock import CLOCK_HEADER, close_instant, days_to_close, last_closable_day
 from streams.current_event import processing
 from streams.day_close import DayCloser
+from streams.day_record import DayRecord, day_breakdown, event_fingerprint, totals_key
 from streams.dead_letter import DeadLetters, header
 from streams.metrics import EVENT_LAG_SECONDS, EVENTS, LAST_CLOSED_DAY
 from streams.redis_sink import RedisSink
 from streams.sequence import InSequence
 from streams.table_batch import TableBatch
 
-__all__ = ["ActivityProcessor", "DayRecord", "day_breakdown", "event_fingerprint", "totals_key"]
+__all__ = ["ActivityProcessor"]
 
 log = logging.getLogger(__name__)
 
 #: Events dated further ahead than this are refused: one bad clock must not close days.
 MAX_FUTURE = timedelta(days=1)
-
-
-def totals_key(student_id: str, day: date) -> str:
-    return f"{student_id}|{day.isoformat()}"
-
-
-def event_fingerprint(event_id: str) -> str:
-    """48 bits of the event id: enough to tell apart one student-day's events, in 12 chars."""
-    return hashlib.blake2b(event_id.encode(), digest_size=6).hexdigest()
-
-
-def day_breakdown(sources: Mapping[str, int], policy: Policy) -> dict[str, Any]:
-    """A day as the API shows it (``leap.state_keys``): engagement and per-source totals."""
-    return {
-        "engagement": daily_engagement(sources, policy),
-        "sources": {s: v / 1000 for s, v in sorted(sources.items())},
-    }
-
-
-@dataclass
-class DayRecord:
-    """One (student, local date): per-source totals in thousandths, and what was counted."""
-
-    sources: dict[str, int] = field(default_factory=dict)
-    counted: set[str] = field(default_factory=set)
-
-    @classmethod
-    def from_table(cls, value: Mapping[str, Any] | None) -> DayRecord:
-        if not value:
-            return cls()
-        return cls(dict(value["s"]), set(value["ids"]))
-
-    def to_table(self) -> dict[str, Any]:
-        return {"s": dict(self.sources), "ids": sorted(self.counted)}
 
 
 @dataclass

@@ -28,7 +28,7 @@ from leap.reference import partition_for
 from leap.roster import Roster
 from leap.scoring import Policy
 from leap.state_keys import days_key, indicator_key
-from streams.activity import day_breakdown
+from streams.day_record import day_breakdown
 from streams.redis_sink import RedisSink
 
 __all__ = ["RedisResync", "day_hashes", "indicator_hashes", "indicator_partition"]

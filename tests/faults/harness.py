@@ -44,7 +44,7 @@ from leap.scoring import Policy, local_date, to_milli
 from leap.settings import Settings
 from leap.state_keys import days_key
 from schemas.codec import activity_to_json, indicator_change_codec
-from streams.activity import event_fingerprint, totals_key
+from streams.day_record import event_fingerprint, totals_key
 from tests.integration.leap_process import isolated_worker, leap_env, run_leap, wait_for
 from tests.integration.test_pipeline import redis_indicators
 

@@ -43,7 +43,7 @@ from leap.policy import load_policy
 from leap.replay import DailyTotalsBook
 from leap.settings import Settings
 from leap.state_keys import days_key, indicator_key
-from streams.activity import day_breakdown
+from streams.day_record import day_breakdown
 from streams.redis_sink import PROBE_SECONDS, RedisSink
 from tests.integration.api_client import serve
 from tests.integration.leap_process import leap_running, run_leap, wait_for

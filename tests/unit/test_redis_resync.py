@@ -8,7 +8,7 @@ from datetime import date
 
 from leap.policy import load_policy
 from leap.reference import partition_for
-from streams.activity import day_breakdown
+from streams.day_record import day_breakdown
 from streams.redis_resync import day_hashes, indicator_hashes, indicator_partition
 
 POLICY = load_policy(None)

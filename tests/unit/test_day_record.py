@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leap.scoring import SOURCES
-from streams.activity import DayRecord, event_fingerprint, totals_key
+from streams.day_record import DayRecord, event_fingerprint, totals_key
 
 sources_st = st.dictionaries(st.sampled_from(SOURCES), st.integers(0, 10**9))
 fingerprints_st = st.sets(st.binary(min_size=6, max_size=6).map(bytes.hex), max_size=30)
