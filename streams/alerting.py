@@ -19,6 +19,7 @@ from leap.reference import Student
 from leap.roster import Roster
 from leap.scoring import daily_engagement
 from schemas.codec import AvroCodec
+from streams.day_record import day_sources, totals_key
 from streams.metrics import ALERTS
 from streams.table_batch import TableBatch
 
@@ -98,5 +99,5 @@ class NoEngagementAlerts:
             ALERTS.labels("no_engagement", alert["state"]).inc()
 
     def _engagement(self, student_id: str, day: date) -> float:
-        value = self.daily_totals.get(f"{student_id}|{day.isoformat()}")
-        return daily_engagement(value["s"], self.roster.policy) if value else 0.0
+        value = self.daily_totals.get(totals_key(student_id, day))
+        return daily_engagement(day_sources(value), self.roster.policy) if value else 0.0

@@ -24,6 +24,7 @@ from leap.scoring import Policy, student_score, window_breakdown
 from leap.settings import Settings
 from streams.alerting import NoEngagementAlerts
 from streams.current_event import processing
+from streams.day_record import day_sources, totals_key
 from streams.metrics import DAY_CLOSE_SECONDS, DAYS_CLOSED, STUDENTS_SCORED
 from streams.redis_sink import RedisSink
 
@@ -153,9 +154,9 @@ class DayCloser:
         ]
 
     def _totals_of(self, student_id: str) -> Any:
-        def totals_on(day: date) -> dict[str, int] | None:
-            value = self.daily_totals.get(f"{student_id}|{day.isoformat()}")
-            return value["s"] if value else None
+        def totals_on(day: date) -> Mapping[str, int] | None:
+            value = self.daily_totals.get(totals_key(student_id, day))
+            return day_sources(value) if value else None
 
         return totals_on
 

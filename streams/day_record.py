@@ -15,7 +15,7 @@ from typing import Any
 
 from leap.scoring import Policy, daily_engagement
 
-__all__ = ["DayRecord", "day_breakdown", "event_fingerprint", "totals_key"]
+__all__ = ["DayRecord", "day_breakdown", "day_sources", "event_fingerprint", "totals_key"]
 
 
 def totals_key(student_id: str, day: date) -> str:
@@ -25,6 +25,11 @@ def totals_key(student_id: str, day: date) -> str:
 def event_fingerprint(event_id: str) -> str:
     """48 bits of the event id: enough to tell apart one student-day's events, in 12 chars."""
     return hashlib.blake2b(event_id.encode(), digest_size=6).hexdigest()
+
+
+def day_sources(value: Any) -> Mapping[str, int]:
+    """The per-source totals of a stored day record, without building a ``DayRecord``."""
+    return value["s"] if value else {}
 
 
 def day_breakdown(sources: Mapping[str, int], policy: Policy) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from leap.reference import partition_for
 from leap.roster import Roster
 from leap.scoring import Policy
 from leap.state_keys import days_key, indicator_key
-from streams.day_record import day_breakdown
+from streams.day_record import day_breakdown, day_sources
 from streams.redis_sink import RedisSink
 
 __all__ = ["RedisResync", "day_hashes", "indicator_hashes", "indicator_partition"]
@@ -67,7 +67,7 @@ def day_hashes(
         partition = students.get(sid)
         if partition is None or day < first_kept[partition].isoformat():
             continue
-        hashes[days_key(prefix, sid)][day] = json.dumps(day_breakdown(record["s"], policy))
+        hashes[days_key(prefix, sid)][day] = json.dumps(day_breakdown(day_sources(record), policy))
     return hashes
 
 
