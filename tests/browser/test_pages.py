@@ -44,9 +44,10 @@ from tests.integration.leap_process import leap_running, run_leap, wait_for
 from tests.integration.test_pipeline import (
     ZONE,
     Pipeline,
-    all_closed_as_of,
     build_pipeline,
+    import_until_closed,
     replay,
+    wait_all_closed,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -146,22 +147,12 @@ def site(
     _today_so_far(p)
     p.env["LEAP_POSTGRES_DSN"] = database
     run_leap(["db", "upgrade"], p.env, p.workdir)
-    until = datetime.combine(LAST + timedelta(days=1), time(0), ZONE) + GRACE
     expected = replay(p, LAST)
     try:
         with leap_running(["worker", "--loglevel", "warning"], p.env, tmp / "worker.log"):
             started = clock.monotonic()
-            run_leap(
-                ["import", "events", str(p.events_file), "--ticks", "--until", until.isoformat()],
-                p.env,
-                p.workdir,
-            )
-            wait_for(
-                lambda: all_closed_as_of(p, LAST, len(expected)),
-                timeout=180,
-                what=f"every indicator as of {LAST}",
-                log=tmp / "worker.log",
-            )
+            import_until_closed(p, p.events_file, LAST)
+            wait_all_closed(p, LAST, len(expected), timeout=180, log=tmp / "worker.log")
             wait_for(
                 lambda: _history_rows(database) >= len(expected) * DAYS,
                 timeout=60,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -33,15 +33,15 @@ from schemas.codec import activity_codec, activity_from_json, indicator_change_c
 from tests.faults.test_poison_input import _metrics
 from tests.integration.leap_process import leap_running, run_leap, wait_for
 from tests.integration.test_pipeline import (
-    GRACE,
     ZONE,
     Pipeline,
-    all_closed_as_of,
     build_pipeline,
+    import_until_closed,
     read_topic,
     redis_indicators,
     replay,
     services,
+    wait_all_closed,
 )
 
 pytestmark = pytest.mark.integration
@@ -102,21 +102,11 @@ def test_late_events_amend_closed_days_and_too_late_ones_are_dead_lettered(
     late = _with_events(p, "late", fates["late"] + fates["too_late"])
     amended = _with_events(p, "amended", fates["on_time"] + fates["late"])
     students = set(replay(on_time, LAST))
-    until = datetime.combine(LAST + timedelta(days=1), time(0), ZONE) + GRACE
     url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
 
     with leap_running(["worker", "--loglevel", "warning"], p.env, p.worker_log):
-        run_leap(
-            ["import", "events", str(on_time.events_file), "--ticks", "--until", until.isoformat()],
-            p.env,
-            p.workdir,
-        )
-        before = wait_for(
-            lambda: all_closed_as_of(p, LAST, len(students)),
-            timeout=120,
-            what=f"every student's indicator as of {LAST}",
-            log=p.worker_log,
-        )
+        import_until_closed(p, on_time.events_file, LAST)
+        before = wait_all_closed(p, LAST, len(students))
         assert _matches(before, replay(on_time, LAST))  # the idle day closed like any other
 
         run_leap(["import", "events", str(late.events_file)], p.env, p.workdir)

@@ -26,16 +26,16 @@ from leap.reference import partition_for
 from leap.settings import Settings
 from schemas.codec import ACTIVITY_EVENT, activity_codec
 from streams.clock import CLOCK_HEADER
-from tests.integration.leap_process import leap_running, run_leap, wait_for
+from tests.integration.leap_process import leap_running, wait_for
 from tests.integration.test_pipeline import (
-    GRACE,
     START,
     ZONE,
-    all_closed_as_of,
     build_pipeline,
+    import_until_closed,
     read_topic,
     replay,
     services,
+    wait_all_closed,
 )
 
 pytestmark = pytest.mark.integration
@@ -176,23 +176,13 @@ def test_poison_input_is_dead_lettered_and_partitions_keep_moving(
         valid = sum(1 for line in lines if line.strip())
     poison = _poison(students, settings)
     started = datetime.now(UTC)
-    until = datetime.combine(LAST + timedelta(days=1), time(0), ZONE) + GRACE
     url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
 
     with leap_running(["worker", "--loglevel", "warning"], p.env, p.worker_log):
         asyncio.run(_produce(settings, poison, "before"))
-        run_leap(
-            ["import", "events", str(p.events_file), "--ticks", "--until", until.isoformat()],
-            p.env,
-            p.workdir,
-        )
+        import_until_closed(p, p.events_file, LAST)
         asyncio.run(_produce(settings, poison, "after"))
-        states = wait_for(
-            lambda: all_closed_as_of(p, LAST, len(students)),
-            timeout=90,
-            what=f"every student's indicator as of {LAST}",
-            log=p.worker_log,
-        )
+        states = wait_all_closed(p, LAST, len(students), timeout=90)
         dead = wait_for(
             lambda: (
                 (d := asyncio.run(read_topic(settings, settings.dead_letter_topic)))

@@ -46,13 +46,14 @@ from leap.state_keys import days_key, indicator_key
 from streams.day_record import day_breakdown
 from streams.redis_sink import PROBE_SECONDS, RedisSink
 from tests.integration.api_client import serve
-from tests.integration.leap_process import leap_running, run_leap, wait_for
+from tests.integration.leap_process import leap_running, wait_for
 from tests.integration.test_pipeline import (
     GRACE,
     ZONE,
     Pipeline,
     all_closed_as_of,
     build_pipeline,
+    import_until_closed,
     replay,
 )
 
@@ -196,15 +197,6 @@ def _split(p: Pipeline) -> tuple[Path, Path]:
     return paths
 
 
-def _closes(day: date) -> str:
-    return (datetime.combine(day + timedelta(days=1), clock_time(0), ZONE) + GRACE).isoformat()
-
-
-def _import(p: Pipeline, path: Path, last_day: date) -> None:
-    args = ["import", "events", str(path), "--ticks", "--until", _closes(last_day)]
-    run_leap(args, p.env, p.workdir)
-
-
 def _worker_metrics(settings: Settings) -> dict[str, float]:
     """Events counted, Redis errors and pending writes, and each partition's closed day."""
     url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
@@ -333,7 +325,7 @@ def test_redis_outage_mid_stream(
     midway = START + timedelta(days=BEFORE - 1)
 
     with leap_running(["worker", "--loglevel", "warning"], p.env, p.worker_log) as worker:
-        _import(p, before, midway)
+        import_until_closed(p, before, midway)
         wait_for(
             lambda: all_closed_as_of(p, midway, len(expected)),
             timeout=90,
@@ -356,7 +348,7 @@ def test_redis_outage_mid_stream(
         assert ready.json()["checks"]["redis"].startswith("error")
         assert ready.json()["checks"]["kafka"] == "ok"
         assert "redis" in ready.json()["detail"]
-        _import(p, during, LAST)
+        import_until_closed(p, during, LAST)
 
         # 2. The worker keeps consuming: every event counted, every day closed, offsets
         #    committed to the end, writes queued; and it is still up.

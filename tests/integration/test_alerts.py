@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,15 @@ from leap.policy import load_policy
 from leap.replay import DailyTotalsBook
 from leap.scoring import daily_engagement, local_date
 from schemas.codec import activity_from_json, engagement_alert_codec
-from tests.integration.leap_process import leap_running, run_leap, wait_for
+from tests.integration.leap_process import leap_running
 from tests.integration.test_pipeline import (
-    GRACE,
     ZONE,
-    all_closed_as_of,
     build_pipeline,
+    import_until_closed,
     read_topic,
     replay,
     services,
+    wait_all_closed,
 )
 
 pytestmark = pytest.mark.integration
@@ -116,19 +116,9 @@ def test_no_engagement_alerts(tmp_path: Path, services: dict[str, str], topic_pr
     by_group = {g: sid for sid, g in groups.items()}
 
     asyncio.run(_ensure_topics_and_opt_out(p, by_group["D"]))
-    until = datetime.combine(LAST + timedelta(days=1), time(0), ZONE) + GRACE
     with leap_running(["worker", "--loglevel", "warning"], p.env, p.worker_log):
-        run_leap(
-            ["import", "events", str(p.events_file), "--ticks", "--until", until.isoformat()],
-            p.env,
-            p.workdir,
-        )
-        wait_for(
-            lambda: all_closed_as_of(p, LAST, len(students)),
-            timeout=120,
-            what=f"every indicator as of {LAST}",
-            log=p.worker_log,
-        )
+        import_until_closed(p, p.events_file, LAST)
+        wait_all_closed(p, LAST, len(students))
         messages = asyncio.run(read_topic(settings, settings.alerts_topic))
 
     codec = engagement_alert_codec()

@@ -27,7 +27,7 @@ from connectors.xapi_app import create_xapi_app
 from leap.scoring import INDICATORS, day_end
 from leap.settings import Settings
 from tests.integration.api_client import serve
-from tests.integration.leap_process import leap_running, run_leap, wait_for
+from tests.integration.leap_process import leap_running, wait_for
 from tests.integration.test_moodle_connector import config as moodle_config
 from tests.integration.test_moodle_connector import moodle, run_once
 from tests.integration.test_moodle_connector import settings as moodle_settings
@@ -35,9 +35,10 @@ from tests.integration.test_pipeline import (
     GRACE,
     PARTITIONS,
     ZONE,
-    all_closed_as_of,
     build_pipeline,
+    import_until_closed,
     redis_indicators,
+    wait_all_closed,
 )
 
 pytestmark = pytest.mark.integration
@@ -209,17 +210,8 @@ def test_worker_metrics(
         students = list(csv.DictReader(f))
     until = datetime.combine(last + timedelta(days=1), time(0), ZONE) + GRACE
     with leap_running(["worker", "--loglevel", "warning"], p.env, p.worker_log):
-        run_leap(
-            ["import", "events", str(p.events_file), "--ticks", "--until", until.isoformat()],
-            p.env,
-            p.workdir,
-        )
-        wait_for(
-            lambda: all_closed_as_of(p, last, len(students)),
-            timeout=120,
-            what=f"every student's indicator as of {last}",
-            log=p.worker_log,
-        )
+        import_until_closed(p, p.events_file, last)
+        wait_all_closed(p, last, len(students))
         url = f"http://127.0.0.1:{p.settings.worker_web_port}/metrics"
         # the banding agent sets the gauges just after its Redis write: allow it a moment
         metrics = wait_for(

@@ -137,6 +137,28 @@ def all_closed_as_of(p: Pipeline, day: date, expected: int) -> dict[str, dict[st
     return states if len(done) == expected else None
 
 
+def import_until_closed(p: Pipeline, events_file: Path, last: date) -> None:
+    """``leap import events --ticks``, with event time moved on until ``last`` closes."""
+    until = datetime.combine(last + timedelta(days=1), time(0), ZONE) + GRACE
+    run_leap(
+        ["import", "events", str(events_file), "--ticks", "--until", until.isoformat()],
+        p.env,
+        p.workdir,
+    )
+
+
+def wait_all_closed(
+    p: Pipeline, last: date, expected: int, timeout: float = 120, log: Path | None = None
+) -> dict[str, dict[str, str]]:
+    """Every one of ``expected`` indicators in Redis, as of ``last``."""
+    return wait_for(
+        lambda: all_closed_as_of(p, last, expected),
+        timeout=timeout,
+        what=f"every student's indicator as of {last}",
+        log=log or p.worker_log,
+    )
+
+
 async def read_topic(settings: Settings, topic: str) -> list[Any]:
     consumer = AIOKafkaConsumer(
         topic,
@@ -190,20 +212,10 @@ def test_stream_equals_replay_key_by_key(pipeline: Pipeline, postgres_dsn: str) 
     asyncio.run(_migrate(postgres_dsn))
     p.env["LEAP_POSTGRES_DSN"] = postgres_dsn
     students = {r["student_id"] for r in replay(p, START).values()}
-    until = datetime.combine(LAST + timedelta(days=1), time(0), ZONE) + GRACE
     with leap_running(["worker", "--loglevel", "warning"], p.env, p.worker_log):
         asyncio.run(_create_topics_then_poison(p.settings))
-        run_leap(
-            ["import", "events", str(p.events_file), "--ticks", "--until", until.isoformat()],
-            p.env,
-            p.workdir,
-        )
-        states = wait_for(
-            lambda: all_closed_as_of(p, LAST, len(students)),
-            timeout=180,
-            what=f"every student's indicator as of {LAST}",
-            log=p.worker_log,
-        )
+        import_until_closed(p, p.events_file, LAST)
+        states = wait_all_closed(p, LAST, len(students), timeout=180)
         changes_raw = asyncio.run(read_topic(p.settings, p.settings.indicator_changes_topic))
         history = wait_for(
             lambda: (
