@@ -29,6 +29,7 @@ from api.cohorts import distribution
 from api.contact import contact_preference
 from api.database import Database
 from api.engagement import engagement
+from api.gc_settings import serving_gc
 from api.history import history
 from api.metrics import RequestMetrics, metrics_endpoint
 from api.openapi import DOCUMENT
@@ -36,6 +37,7 @@ from api.pages import page_routes
 from api.preference_publisher import PreferencePublisher
 from api.problems import EXCEPTION_HANDLERS
 from api.readiness import readiness
+from api.state_reads import StateReads
 from api.tutees import tutees
 from leap.compacted import CompactedTopic
 from leap.contact import ContactPreferences
@@ -123,11 +125,13 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         await _reference_data(app, stack)
         app.state.redis = open_redis(settings.redis_url)
         stack.push_async_callback(app.state.redis.aclose)
+        app.state.state_reads = StateReads(app.state.redis, settings.redis_prefix)
         app.state.database = Database(settings.postgres_dsn)
         stack.push_async_callback(app.state.database.close)
         await app.state.database.open()
         app.state.publisher = PreferencePublisher(settings)
         stack.push_async_callback(app.state.publisher.close)
+        stack.enter_context(serving_gc())
         yield
 
 

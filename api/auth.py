@@ -5,7 +5,12 @@ an :class:`AuthError` naming one of a few bounded reasons. Which algorithms are 
 pinned in settings; a token's header only picks among them, and each algorithm has its own
 key (a JWKS or PEM public key for RS256/ES256, a shared secret for HS256), so a token can
 never make a public key be used as an HMAC secret, nor choose ``none``. ``iss``, ``aud``,
-``exp`` and ``sub`` are required.
+``exp`` and ``sub`` are required. A verified token is remembered until it expires (at most
+a minute, ``api.verified_tokens``), since a widget sends the same one with every request.
+
+Verifying is CPU work, done on the event loop when no network fetch is needed (a key file,
+an HS256 secret, or a fresh JWKS holding the token's key): handing it to a worker thread
+costs more than it takes. Only a JWKS (re)fetch goes to a thread.
 
 :func:`authorize` is what a route handler calls: 401 problem for a bad or missing token,
 and 404 — the same answer as for an unknown student — for a student the caller may not
@@ -18,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -33,6 +38,7 @@ from api.access import Principal, Role, can_read_student
 from api.audit import audit_staff_read
 from api.metrics import AUTH_FAILURES
 from api.problems import RETRY_AFTER_SECONDS, ProblemError, problem_type
+from api.verified_tokens import VerifiedTokens
 from leap.reference import Student
 from leap.settings import Settings
 
@@ -115,6 +121,7 @@ class Verifier:
     public_key: PublicKey | None = None
     jwks: jwt.PyJWKClient | None = None
     hs256_secret: bytes | None = None
+    verified: VerifiedTokens = field(default_factory=VerifiedTokens, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Verifier:
@@ -168,8 +175,26 @@ class Verifier:
     def verify(self, token: str) -> Principal:
         """The token's principal; raises :class:`AuthError` or :class:`KeySetUnavailableError`.
 
-        Blocking when the JWKS needs (re)fetching: call it from a thread in async code.
+        Blocking when the JWKS needs (re)fetching: in async code, try :meth:`verify_local`
+        first and call this from a thread only when that returns None.
         """
+        principal = self.verified.get(token)
+        if principal is not None:
+            return principal
+        alg, header = self._header(token)
+        return self._check(token, alg, self._key(alg, header))
+
+    def verify_local(self, token: str) -> Principal | None:
+        """As :meth:`verify`, without blocking: None when only fetching the JWKS can tell."""
+        principal = self.verified.get(token)
+        if principal is not None:
+            return principal
+        alg, header = self._header(token)
+        key = self._local_key(alg, header)
+        return None if key is None else self._check(token, alg, key)
+
+    def _header(self, token: str) -> tuple[str, dict[str, Any]]:
+        """The token's pinned algorithm and its (unverified) header."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -177,10 +202,14 @@ class Verifier:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise AuthError("algorithm", "The token's algorithm is not accepted.")
+        return alg, header
+
+    def _check(self, token: str, alg: str, key: Any) -> Principal:
+        """Signature and claims checked with ``key``; the principal remembered if valid."""
         try:
             claims = jwt.decode(
                 token,
-                self._key(alg, header),
+                key,
                 algorithms=[alg],
                 audience=self.audience,
                 issuer=self.issuer,
@@ -192,7 +221,31 @@ class Verifier:
             )
         except jwt.PyJWTError as exc:
             raise _refusal(exc) from None
-        return _principal(claims)
+        principal = _principal(claims)
+        self.verified.put(token, principal, int(claims["exp"]))  # as PyJWT reads ``exp``
+        return principal
+
+    def _local_key(self, alg: str, header: dict[str, Any]) -> Any:
+        """The key to check the token with, or None if the JWKS must be fetched to find it.
+
+        Reads the JWKS client's cached set directly: its own lookups take a lock that a
+        fetching thread may hold for seconds, which the event loop must never wait on.
+        """
+        if alg == "HS256":
+            return self.hs256_secret
+        if self.jwks is None:
+            return self.public_key
+        cache = self.jwks.jwk_set_cache
+        key_set = cache.get() if cache is not None else None
+        if key_set is None:  # never fetched, or older than its lifespan
+            return None
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise AuthError("malformed", "The token names no key (kid).")
+        for key in key_set.keys:
+            if key.key_id == kid and key.public_key_use in ("sig", None):
+                return key
+        return None  # perhaps a new key: verify() refetches the set (within its cooldown)
 
     def _key(self, alg: str, header: dict[str, Any]) -> Any:
         if alg == "HS256":
@@ -267,7 +320,10 @@ async def authenticate(request: Request) -> Principal:
     verifier: Verifier = request.app.state.verifier
     try:
         token = bearer_token(request.headers.get("authorization"))
-        return await run_in_threadpool(verifier.verify, token)
+        principal = verifier.verify_local(token)
+        if principal is None:
+            principal = await run_in_threadpool(verifier.verify, token)
+        return principal
     except AuthError as exc:
         AUTH_FAILURES.labels(exc.reason).inc()
         raise ProblemError(

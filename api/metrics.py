@@ -58,6 +58,9 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The labelled series each request updates, looked up once: ``labels()`` validates
+        # and locks on every call. Bounded: route templates x methods x status codes.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,8 +80,12 @@ class RequestMetrics:
         finally:
             route = getattr(scope.get("route"), "path", None) or UNMATCHED
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            REQUESTS.labels(route, method, str(status)).inc()
-            REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
+            series = self._series.get((route, method, status))
+            if series is None:
+                series = REQUESTS.labels(route, method, str(status)), REQUEST_SECONDS.labels(route)
+                self._series[route, method, status] = series
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
 
 
 #: Methods kept as labels; anything else a client invents is "other" (bounded labels).

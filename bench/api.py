@@ -1,9 +1,11 @@
 """API: ``GET /v1/students/{id}/engagement`` under load, against a bare handler on the same stack.
 
 Writes a cohort's indicator and per-day state to Redis (the worker's layout,
-``leap.state_keys``), starts LEAP's API and a bare Starlette app returning a constant body
-of the same size (bench/api_server.py, each its own uvicorn process, as ``leap api``),
-then loads each from a separate process with Debian's ``wrk``:
+``leap.state_keys``), starts ``leap api`` (roster from ``LEAP_STUDENTS``, contact
+preferences followed from a fresh topic, as in production) and a bare Starlette app
+returning a constant body of the same size (bench/api_server.py: uvicorn's defaults, as
+``leap api``), each its own process, then loads each from a separate process with Debian's
+``wrk``, the servers alternated round by round:
 
 * at fixed concurrency (``-c 32``, one wrk thread), as fast as it answers: requests/s, p50, p99;
 * paced near 1,000 requests/s: 12 connections, each waiting 10 ms (wrk's ``delay()``)
@@ -14,21 +16,32 @@ Every request carries a real RS256 bearer JWT (``leap.tokens.mint``): a *student
 the student's own record, round robin over ``--tokens`` students, so no audit row is
 written (staff reads would each write one to PostgreSQL first).
 
-    python -m bench.api            # needs wrk (make bench installs it) and Redis
+``--baseline-tree DIR`` also runs ``leap api`` from another copy of the code (e.g. ``git
+archive REV`` unpacked there), in the same rounds, for a before/after on the same machine.
+``--profile DIR`` then samples each server with py-spy under the unpaced load and prints
+where its CPU goes. Besides wrk's figures, each row has the server's CPU time per request
+(from /proc): on a shared machine it varies far less than requests/s do.
+
+    python -m bench.api        # needs wrk (make bench installs it), Redis, and Kafka
+                               # (LEAP_KAFKA_BOOTSTRAP, else a private one is started)
+    python -m bench.api --runs 3 --baseline-tree /tmp/before --profile /tmp/prof
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,22 +50,33 @@ import httpx
 import redis
 
 from api.access import Principal, Role
-from bench.common import bench_parser, cleanup_redis, median, print_table, quick
+from bench.common import (
+    bench_env,
+    bench_parser,
+    cleanup_redis,
+    delete_topics,
+    kafka_bootstrap,
+    median,
+    print_table,
+    quick,
+    settings_from_env,
+)
 from connectors.synthetic import make_students, write_students
 from leap.brokers import free_port
-from leap.settings import Settings
 from leap.state_keys import days_key, indicator_key
 from leap.tokens import ensure_signing_key, mint
+from streams.topics import ensure_topics
 
 LABELS = {
-    "leap": "LEAP API",
-    "leap-inline": "LEAP API, token verified on the loop (prototype)",
-    "leap-cached": "LEAP API, inline + verified tokens cached (prototype)",
+    "leap": "LEAP API (`leap api`)",
+    "baseline": "LEAP API, baseline tree",
     "bare": "bare Starlette handler",
 }
 LOADS = {"flat": "32 connections, unpaced", "paced": "12 connections, 10 ms pacing"}
 ISSUER, AUDIENCE = "https://idp.bench.leap", "leap-bench"
 AS_OF = date(2026, 10, 12)
+#: This checkout: ``leap api`` runs from here unless a baseline tree is given.
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
 local ids = {%(ids)s}
@@ -65,6 +89,27 @@ request = function()
 end
 %(delay)s
 """
+
+#: (label, patterns). A sample belongs to the first of these that any of its frames
+#: matches: LEAP's own work, with everything it calls...
+FEATURES = (
+    ("token checks (api/auth.py, PyJWT, cryptography)", ("api/auth.py", "verified_tokens", "jwt/")),
+    ("worker-thread hand-off (anyio)", ("anyio/",)),
+    ("Redis read (api/state_reads.py, redis-py)", ("api/state_reads.py", "redis/")),
+    ("record shaping (shape_record)", ("shape_record (",)),
+    ("metrics (api/metrics.py, prometheus_client)", ("prometheus_client/",)),
+    ("rest of the handler (JSON body, Response, …)", ("engagement (api/engagement.py",)),
+)
+#: ...else to the layer its innermost frame is in (the layers call one another).
+LAYERS = (
+    ("metrics (api/metrics.py, prometheus_client)", ("api/metrics.py",)),
+    ("Starlette (routing, middleware, Response)", ("starlette/",)),
+    ("access log (logging)", ("logging/",)),
+    ("uvicorn + h11 (HTTP)", ("uvicorn/", "h11/")),
+)
+EVENT_LOOP = "event loop, other (asyncio)"
+#: Idle worker threads waiting for work are not CPU.
+IDLE = "threading.py"
 
 
 def write_state(client: redis.Redis, prefix: str, ids: list[str]) -> None:
@@ -97,16 +142,21 @@ def write_state(client: redis.Redis, prefix: str, ids: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def server(args: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[None]:
+def server(
+    command: list[str], env: dict[str, str], port: int, log: Path, tree: Path = CHECKOUT
+) -> Iterator[int]:
+    """The server's pid, once it answers on ``port``; the code in ``tree`` first on the path."""
+    path = os.pathsep.join(p for p in (str(tree), os.environ.get("PYTHONPATH")) if p)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bench.api_server", *args, "--port", str(port)],
-            env=os.environ | env,
+            [sys.executable, "-m", *command],
+            env=os.environ | env | {"PYTHONPATH": path},
+            cwd=tree,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 90
         while True:
             try:
                 httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
@@ -115,24 +165,35 @@ def server(args: list[str], env: dict[str, str], port: int, log: Path) -> Iterat
                 if process.poll() is not None or time.time() > deadline:
                     raise SystemExit(f"server did not start: see {log}") from None
                 time.sleep(0.2)
-        yield
+        yield process.pid
     finally:
         process.terminate()
         process.wait(30)
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, script: Path, connections: int, seconds: int, pid: int) -> dict[str, float]:
+    """wrk's figures, and the server's CPU time per request: on a busy machine that varies
+    far less than requests/s, which depend on how much CPU the server was given."""
+    cpu = cpu_seconds(pid)
     done = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     )
+    cpu = cpu_seconds(pid) - cpu
     out = done.stdout
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),  # type: ignore[union-attr]
+        "cpu_us": cpu * 1e6 / int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
         "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
         "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
         "failed": float(failed.group(1)) if failed else 0.0,
@@ -145,26 +206,84 @@ def _ms(text: str) -> float:
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
+@contextlib.contextmanager
+def sampled(pid: int, out: Path) -> Iterator[None]:
+    """py-spy samples ``pid`` (100 Hz, raw stacks to ``out``) while the block runs."""
+    spy = subprocess.Popen(
+        [
+            *(str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid)),
+            *("-r", "100", "-f", "raw", "-o", str(out), "--nonblocking"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1)  # attached before the load starts
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
+
+
+def profile_shares(raw: Path) -> Counter[str]:
+    shares: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if IDLE in frames[-1]:
+            continue
+        label = next(
+            (name for name, patterns in FEATURES if any(p in stack for p in patterns)),
+            None,
+        ) or next(
+            (
+                name
+                for frame in reversed(frames)
+                for name, patterns in LAYERS
+                if any(p in frame for p in patterns)
+            ),
+            EVENT_LOOP,
+        )
+        shares[label] += int(count)
+    return shares
+
+
 def main() -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--tokens", type=int, default=200, help="Students the load rotates over.")
     parser.add_argument("--seconds", type=int)
+    parser.add_argument(
+        "--baseline-tree", type=Path, help="Also run `leap api` from this copy of the code."
+    )
+    parser.add_argument("--profile", type=Path, help="Write py-spy samples here and summarise.")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `apt-get install wrk` (make bench does it)")
     small = quick(args)
     seconds = args.seconds or (3 if small else 8)
     runs = args.runs or (1 if small else 2)
-    settings = Settings()  # type: ignore[call-arg]
-    prefix = f"bench{uuid.uuid4().hex[:6]}:"
-    client = redis.Redis.from_url(settings.redis_url)
-    with tempfile.TemporaryDirectory(prefix="leap-api-") as tmp:
+    trees = {"leap": CHECKOUT}
+    if args.baseline_tree:
+        trees["baseline"] = args.baseline_tree.resolve()
+    with (
+        kafka_bootstrap() as bootstrap,
+        tempfile.TemporaryDirectory(prefix="leap-api-") as tmp,
+    ):
         workdir = Path(tmp)
+        run = f"bench{uuid.uuid4().hex[:6]}"
+        env = bench_env(bootstrap, workdir, partitions=1, run=run)
+        settings = settings_from_env(env)  # topics, Redis prefix
+        env |= {
+            "LEAP_AUTH_ISSUER": ISSUER,
+            "LEAP_AUTH_AUDIENCE": AUDIENCE,
+            "LEAP_AUTH_ALGORITHMS": '["RS256"]',
+            "LEAP_API_HOST": "127.0.0.1",
+        }
         students = make_students(1000)
         write_students(students, workdir / "students.csv")
         ids = [s.student_id for s in students[: args.tokens]]
         private = workdir / "signing-key.pem"
-        public = ensure_signing_key(private)
+        env["LEAP_AUTH_PUBLIC_KEY_FILE"] = str(ensure_signing_key(private))
         tokens = [
             mint(
                 private.read_bytes(),
@@ -175,53 +294,67 @@ def main() -> None:
             )
             for sid in ids
         ]
-        env = {
-            "LEAP_REDIS_URL": settings.redis_url,
-            "LEAP_REDIS_PREFIX": prefix,
-            "LEAP_STUDENTS": str(workdir / "students.csv"),
-            "LEAP_AUTH_ISSUER": ISSUER,
-            "LEAP_AUTH_AUDIENCE": AUDIENCE,
-            "LEAP_AUTH_ALGORITHMS": '["RS256"]',
-            "LEAP_AUTH_PUBLIC_KEY_FILE": str(public),
-            "LEAP_DATA_DIR": str(workdir / "data"),
-        }
-        env.pop("LEAP_POSTGRES_DSN", None)
         lua = {
             "ids": ", ".join(f'"{i}"' for i in ids),
             "tokens": ", ".join(f'"{t}"' for t in tokens),
         }
-        flat_out = workdir / "flat.lua"
-        flat_out.write_text(SCRIPT % {**lua, "delay": ""})
-        paced = workdir / "paced.lua"
-        paced.write_text(SCRIPT % {**lua, "delay": "delay = function() return 10 end"})
-        # LEAP first: its answer is the bare handler's constant body.
-        ports = {name: free_port() for name in ("leap", "leap-inline", "leap-cached", "bare")}
+        scripts = {"flat": (workdir / "flat.lua", 32), "paced": (workdir / "paced.lua", 12)}
+        scripts["flat"][0].write_text(SCRIPT % {**lua, "delay": ""})
+        scripts["paced"][0].write_text(
+            SCRIPT % {**lua, "delay": "delay = function() return 10 end"}
+        )
+        ports = {name: free_port() for name in (*trees, "bare")}
+        pids: dict[str, int] = {}
+        client = redis.Redis.from_url(settings.redis_url)
         try:
-            write_state(client, prefix, ids)
+            asyncio.run(ensure_topics(settings))
+            write_state(client, settings.redis_prefix, ids)
             with contextlib.ExitStack() as servers:
-                for name, port in ports.items():
-                    if name == "bare":
-                        answer = httpx.get(
-                            f"http://127.0.0.1:{ports['leap']}/v1/students/{ids[0]}/engagement",
-                            headers={"Authorization": f"Bearer {tokens[0]}"},
+                for name, tree in trees.items():
+                    pids[name] = servers.enter_context(
+                        server(
+                            ["leap.cli", "api"],
+                            env | {"LEAP_API_PORT": str(ports[name])},
+                            ports[name],
+                            workdir / f"{name}.log",
+                            tree,
                         )
-                        answer.raise_for_status()
-                        (workdir / "body.json").write_bytes(answer.content)
-                    extra = ["--body", str(workdir / "body.json")] if name == "bare" else []
-                    servers.enter_context(
-                        server(["--app", name, *extra], env, port, workdir / f"{name}.log")
                     )
+                answer = httpx.get(  # the bare handler's constant body
+                    f"http://127.0.0.1:{ports['leap']}/v1/students/{ids[0]}/engagement",
+                    headers={"Authorization": f"Bearer {tokens[0]}"},
+                )
+                answer.raise_for_status()
+                body = workdir / "body.json"
+                body.write_bytes(answer.content)
+                pids["bare"] = servers.enter_context(
+                    server(
+                        ["bench.api_server", "--port", str(ports["bare"]), "--body", str(body)],
+                        {},
+                        ports["bare"],
+                        workdir / "bare.log",
+                    )
+                )
                 results: dict[str, list[dict[str, float]]] = {}
                 for _ in range(runs):  # alternated, so all see the same noise
                     for name, port in ports.items():
-                        url = f"http://127.0.0.1:{port}"
-                        for load, script, conns in (("flat", flat_out, 32), ("paced", paced, 12)):
-                            figures = wrk(url, script, conns, seconds)
+                        for load, (script, conns) in scripts.items():
+                            url = f"http://127.0.0.1:{port}"
+                            figures = wrk(url, script, conns, seconds, pids[name])
                             results.setdefault(f"{name} {load}", []).append(figures)
                             print(f"  {name} {load}: {figures}", flush=True)
+                profiles = {}
+                if args.profile:
+                    args.profile.mkdir(parents=True, exist_ok=True)
+                    for name in ports:
+                        profiles[name] = args.profile / f"{name}.txt"
+                        with sampled(pids[name], profiles[name]):
+                            url = f"http://127.0.0.1:{ports[name]}"
+                            wrk(url, *scripts["flat"], seconds, pids[name])
         finally:
-            cleanup_redis(settings.redis_url, prefix)
+            cleanup_redis(settings.redis_url, settings.redis_prefix)
             client.close()
+            asyncio.run(delete_topics(bootstrap, run))
 
     def row(key: str, label: str) -> list[object]:
         figures = results[key]
@@ -230,23 +363,37 @@ def main() -> None:
             median([f["rps"] for f in figures]),
             median([f["p50"] for f in figures]),
             median([f["p99"] for f in figures]),
+            median([f["cpu_us"] for f in figures]),
             int(sum(f["failed"] + f["socket_errors"] for f in figures)),
         ]
 
     print_table(
         f"API: {len(answer.content):,}-byte engagement record, wrk -t1, {seconds} s per run, "
         f"medians of {runs}",
-        ["server and load", "requests/s", "p50 ms", "p99 ms", "errors"],
+        ["server and load", "requests/s", "p50 ms", "p99 ms", "server CPU µs/request", "errors"],
         [
             row(f"{name} {load}", f"{LABELS[name]}, {LOADS[load]}")
             for load in LOADS
-            for name in LABELS
+            for name in ports
         ],
     )
     bare_rps = median([f["rps"] for f in results["bare flat"]])
-    for name in ("leap", "leap-inline", "leap-cached"):
+    bare_cpu = median([f["cpu_us"] for f in results["bare flat"]])
+    for name in trees:
         rps = median([f["rps"] for f in results[f"{name} flat"]])
-        print(f"{LABELS[name]} / bare handler requests/s: {rps / bare_rps:.0%} (target ≥ 70%)")
+        cpu = median([f["cpu_us"] for f in results[f"{name} flat"]])
+        print(
+            f"{LABELS[name]} / bare handler: requests/s {rps / bare_rps:.0%} (target ≥ 70%); "
+            f"CPU per request {cpu / bare_cpu:.2f}x"
+        )
+    for name, raw in profiles.items():
+        shares = profile_shares(raw)
+        total = sum(shares.values())
+        print_table(
+            f"Where {LABELS[name]} spends its CPU (py-spy, {total:,} busy samples at 100 Hz)",
+            ["where", "share"],
+            [[where, f"{100 * n / total:.1f}%"] for where, n in shares.most_common()],
+        )
 
 
 if __name__ == "__main__":

@@ -67,8 +67,10 @@ def claims(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def sign(key: Any, alg: str = "RS256", **changes: Any) -> str:
-    return jwt.encode(claims(**changes), key, algorithm=alg)
+def sign(
+    key: Any, alg: str = "RS256", headers: dict[str, Any] | None = None, **changes: Any
+) -> str:
+    return jwt.encode(claims(**changes), key, algorithm=alg, headers=headers)
 
 
 def _part(data: bytes) -> str:
@@ -262,3 +264,85 @@ def test_bearer_header_refusals(header: str | None, reason: str) -> None:
 )
 def test_bearer_header(header: str) -> None:
     assert bearer_token(header) == "abc.def.ghi"
+
+
+class DecodeCalls:
+    """Counts real signature checks (``jwt.decode``), to tell them from cache hits."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = jwt.decode
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(jwt, "decode", counting)
+
+
+def test_a_verified_token_is_remembered_and_only_that_token(
+    verifier: Verifier, rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decodes = DecodeCalls(monkeypatch)
+    expires = int(time.time()) + 60
+    token = sign(rsa_key, exp=expires)
+    assert verifier.verify(token) == verifier.verify(token) == Principal(Role.STUDENT, "S1")
+    assert verifier.verify_local(token) == Principal(Role.STUDENT, "S1")
+    assert decodes.count == 1
+    # Same claims, other signature: a different string, checked in full, refused each time.
+    forged = sign(rsa.generate_private_key(public_exponent=65537, key_size=2048), exp=expires)
+    assert forged.split(".")[:2] == token.split(".")[:2]
+    assert refused(verifier, forged) == refused(verifier, forged) == "bad_signature"
+    assert decodes.count == 3
+    assert len(verifier.verified) == 1  # failures are never remembered
+    assert verifier.verify(sign(rsa_key, sub="S2")) == Principal(Role.STUDENT, "S2")
+    assert decodes.count == 4
+
+
+def test_a_remembered_token_is_refused_once_expired(
+    rsa_file: Path, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    strict = Verifier.from_settings(settings(auth_public_key_file=rsa_file, auth_leeway_seconds=0))
+    expires = int(time.time()) + 2
+    token = sign(rsa_key, exp=expires)
+    assert strict.verify(token).sub == "S1"
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    assert refused(strict, token) == "expired"
+    with pytest.raises(AuthError):
+        strict.verify_local(token)
+
+
+def test_a_token_valid_only_within_the_leeway_is_checked_every_time(
+    verifier: Verifier, rsa_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decodes = DecodeCalls(monkeypatch)
+    token = sign(rsa_key, exp=int(time.time()) - 5)
+    assert verifier.verify(token).sub == verifier.verify(token).sub == "S1"
+    assert decodes.count == 2
+
+
+def jwks_verifier(rsa_key: rsa.RSAPrivateKey) -> tuple[Verifier, dict[str, Any]]:
+    """A verifier for a JWKS URL where nothing listens: any fetch would fail."""
+    verifier = Verifier.from_settings(settings(auth_jwks_url="http://127.0.0.1:9/jwks.json"))
+    jwk = jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key(), as_dict=True)
+    return verifier, {"keys": [{**jwk, "kid": "k1", "use": "sig"}]}
+
+
+def test_verify_local_uses_a_fresh_jwks_and_never_fetches(rsa_key: rsa.RSAPrivateKey) -> None:
+    verifier, key_set = jwks_verifier(rsa_key)
+    assert verifier.jwks is not None and verifier.jwks.jwk_set_cache is not None
+    k1 = sign(rsa_key, headers={"kid": "k1"})
+    assert verifier.verify_local(k1) is None  # never fetched: only verify() can tell
+    verifier.jwks.jwk_set_cache.put(key_set)
+    assert verifier.verify_local(k1) == Principal(Role.STUDENT, "S1")
+    assert verifier.verify_local(sign(rsa_key, headers={"kid": "k2"})) is None  # a new key?
+    with pytest.raises(AuthError) as caught:
+        verifier.verify_local(sign(rsa_key, sub="S2"))
+    assert caught.value.reason == "malformed"  # no kid
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with pytest.raises(AuthError) as caught:
+        verifier.verify_local(sign(other, headers={"kid": "k1"}))
+    assert caught.value.reason == "bad_signature"
+    verifier.jwks.jwk_set_cache.put(None)  # expired or dropped: fetching needed again
+    assert verifier.verify_local(sign(rsa_key, sub="S3", headers={"kid": "k1"})) is None
+    assert verifier.verify_local(k1) == Principal(Role.STUDENT, "S1")  # remembered
