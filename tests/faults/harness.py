@@ -44,7 +44,7 @@ from leap.scoring import Policy, local_date, to_milli
 from leap.settings import Settings
 from leap.state_keys import days_key
 from schemas.codec import activity_to_json, indicator_change_codec
-from streams.day_record import event_fingerprint, totals_key
+from streams.day_record import day_fingerprints, day_sources, event_fingerprint, totals_key
 from tests.integration.leap_process import isolated_worker, leap_env, run_leap, wait_for
 from tests.integration.test_pipeline import redis_indicators
 
@@ -394,10 +394,11 @@ def check_against_oracle(cohort: Cohort, states: dict[str, dict[str, str]]) -> F
     for key, record in records.items():
         sid, _, day = key.partition("|")
         want_totals = dict(oracle.book.totals[sid][date.fromisoformat(day)])
-        assert len(record["ids"]) == len(oracle.fingerprints[key]), key
-        assert set(record["ids"]) == oracle.fingerprints[key], key
-        assert record["s"] == want_totals, key
-    counted = sum(len(r["ids"]) for r in records.values())
+        fingerprints = day_fingerprints(record)
+        assert len(fingerprints) == len(oracle.fingerprints[key]), key
+        assert set(fingerprints) == oracle.fingerprints[key], key
+        assert day_sources(record) == want_totals, key
+    counted = sum(len(day_fingerprints(r)) for r in records.values())
 
     # 2. Redis's per-day breakdowns (what the API shows) equal the same totals.
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
