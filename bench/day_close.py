@@ -1,18 +1,24 @@
-"""Day close for a whole institution: LEAP's rules in-process vs the same query in PostgreSQL.
+"""Day close for a whole institution: the worker's own code path vs the same query in PostgreSQL.
 
 Builds ``--days`` days of daily totals for ``--students`` synthetic students (a
 ``leap.replay.DailyTotalsBook``), then times, several times each:
 
-1. scoring: ``leap.replay.indicators_as_of`` (the functions the stream calls: windowed
-   score, cohort median, bands) for every student as of the last day;
-2. Redis: those indicator states through the worker's own ``streams.redis_sink.RedisSink``
-   (MULTI transactions of 500 hashes), and as plain pipelined HSETs;
-3. changes: every indicator encoded as an ``IndicatorChange`` and produced to Kafka,
-   acknowledged (a first day: everyone "changed");
-4. PostgreSQL: the same computation as one SQL query over a table of
+1. scoring alone: ``leap replay``'s full recompute (``leap.replay.indicators_as_of``), and
+   the worker's (``streams.student_windows``: each window slid on from the day before,
+   then ``leap.scoring.score_cohort`` per cohort) for every student as of the last day;
+2. the worker's day close, end to end in this process: ``streams.day_close.DayCloser``
+   for every partition (scores, alerts, reports to Kafka), the reports read back and
+   banded by ``streams.cohort_banding.CohortBanding`` (``cohort_rounds`` and
+   ``indicators`` tables, ``IndicatorChange`` records acknowledged by Kafka), and
+   ``streams.redis_sink.RedisSink`` flushed — over Faust tables in memory holding the
+   book, as ``streams.app.create_app`` wires them on one worker (without PostgreSQL
+   history, whose upserts run in the background). The day before the last
+   is closed first (everyone's first indicator, so everyone "changes"), then the last
+   day (only real changes);
+3. PostgreSQL: the same computation as one SQL query over a table of
    (student, day, source, units) — window sum with weights and caps, ``percentile_cont``
-   median per cohort, bands with CASE — in a private database; results are checked to
-   agree with LEAP's.
+   median per cohort, bands with CASE — in a private database. The worker's indicators
+   and PostgreSQL's are checked against replay's.
 
     python -m bench.day_close                       # 50,000 students, 8 days
     python -m bench.day_close --students 10000 --runs 3
@@ -23,14 +29,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, date, datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import asyncpg
-import redis.asyncio as aioredis
-from aiokafka import AIOKafkaProducer
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.serializers import codecs
+from faust.types import EventT
+from prometheus_client import REGISTRY
 
 from bench.common import (
     bench_parser,
@@ -44,15 +54,21 @@ from bench.common import (
     synthetic_term,
 )
 from connectors.publisher import Tick
+from leap.contact import ContactPreferences
 from leap.institution import load_institution
 from leap.policy import load_policy
 from leap.replay import DailyTotalsBook, indicators_as_of
 from leap.roster import Roster
-from leap.scoring import daily_engagement, score_cohort, window_dates
+from leap.scoring import score_cohort
 from leap.settings import Settings
-from leap.state_keys import indicator_key
-from schemas.codec import indicator_change_codec
+from schemas.codec import engagement_alert_codec, indicator_change_codec
+from streams.alerting import NoEngagementAlerts
+from streams.cohort_banding import CohortBanding
+from streams.current_event import processing
+from streams.day_close import DayCloser
+from streams.day_record import DayRecord, totals_key
 from streams.redis_sink import RedisSink
+from streams.student_windows import StudentWindows
 
 SCHEMA = """
 CREATE TABLE daily_totals (
@@ -95,130 +111,220 @@ SELECT s.student_id,
 FROM scores s JOIN reference f USING (course, year)
 """
 
-
-def engagement_cache(
-    book: DailyTotalsBook, roster: Roster, before: date
-) -> dict[str, dict[date, float]]:
-    """What the stream would already hold at this close, had it kept each closed day's
-    engagement (``leap.scoring.daily_engagement``) when it closed that day."""
-    return {
-        sid: {
-            day: daily_engagement(totals, roster.policy)
-            for day, totals in book.totals.get(sid, {}).items()
-            if day < before and totals
-        }
-        for sid in roster
-    }
+#: What the stand-in events name as their topic (table writes check it once).
+SOURCE_TOPIC = "bench.source"
 
 
-def incremental_close(
-    book: DailyTotalsBook, roster: Roster, cache: dict[str, dict[date, float]], as_of: date
-) -> dict[str, str]:
-    """Prototype of an incremental day close: only the closing day's engagement is new;
-    each score sums the cached days of its window, in ``window_score``'s order, so it is
-    the same float ``student_score`` gives; cohorts are banded by ``score_cohort``."""
-    policy = roster.policy
-    dates = {w: window_dates(as_of, w) for w in {roster.window_days(s) for s in roster.values()}}
-    cohorts: dict[str, dict[str, float]] = {}
-    for sid, student in roster.items():
-        daily = cache[sid]
-        totals = book.totals.get(sid, {}).get(as_of)
-        if totals:
-            daily[as_of] = daily_engagement(totals, policy)
-        window = dates[roster.window_days(student)]
-        score = sum(daily.get(day, 0.0) for day in window) / len(window)
-        cohorts.setdefault(student.cohort, {})[sid] = score
-    indicators: dict[str, str] = {}
-    for scores in cohorts.values():
-        indicators.update(score_cohort(scores, policy).indicators)
-    return indicators
+def windows_close(
+    roster: Roster, book: DailyTotalsBook, as_of: date
+) -> tuple[float, dict[str, str]]:
+    """The worker's scoring of every partition as of ``as_of``, its windows slid on from
+    the day before (kept beforehand, untimed, as a running worker has them): (seconds,
+    indicators)."""
+    windows = StudentWindows(roster.policy)
+    empty: dict[date, dict[str, int]] = {}
 
+    def totals_of(sid: str) -> Any:
+        return book.totals.get(sid, empty).get
 
-def state_of(result: dict[str, Any]) -> dict[str, str]:
-    """The indicator hash the worker writes (``streams.cohort_banding``)."""
-    return {
-        "student_id": result["student_id"],
-        "indicator": result["indicator"],
-        "label": result["label"],
-        "score": repr(result["score"]),
-        "reference_score": repr(result["reference_score"]),
-        "as_of": result["as_of"],
-        "window_days": str(result["window_days"]),
-        "policy_version": result["policy_version"],
-        "course": result["course"],
-        "year": str(result["year"]),
-        "updated_at": "2026-10-13T03:00:00+00:00",
-    }
-
-
-async def redis_sink_write(url: str, prefix: str, states: dict[str, dict[str, str]]) -> float:
-    sink = RedisSink(url, prefix)
-    try:
-        started = time.perf_counter()
-        await sink.write_indicators(states)
-        await sink.flush()
-        return time.perf_counter() - started
-    finally:
-        await sink.redis.aclose()
-
-
-async def redis_pipelined(url: str, prefix: str, states: dict[str, dict[str, str]]) -> float:
-    client = aioredis.Redis.from_url(url)
-    try:
-        started = time.perf_counter()
-        items = list(states.items())
-        for start in range(0, len(items), 1000):
-            pipe = client.pipeline(transaction=False)
-            for sid, state in items[start : start + 1000]:
-                pipe.hset(indicator_key(prefix, sid), mapping=state)  # type: ignore[arg-type]
-            await pipe.execute()
-        return time.perf_counter() - started
-    finally:
-        await client.aclose()
-
-
-async def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
-
-
-async def emit_changes(bootstrap: str, topic: str, results: list[dict[str, Any]]) -> float:
-    codec = indicator_change_codec(topic=topic)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=10, max_batch_size=64 * 1024
-    )
-    await producer.start()
-    try:
-        started = time.perf_counter()
-        sent = []
-        now = datetime.now(UTC)
-        for r in results:
-            change = {
-                "student_id": r["student_id"],
-                "as_of": date.fromisoformat(r["as_of"]),
-                "previous_indicator": None,
-                "indicator": r["indicator"],
-                "score": r["score"],
-                "reference_score": r["reference_score"],
-                "window_days": r["window_days"],
-                "policy_version": r["policy_version"],
-                "reason": "day_close",
-                "course": r["course"],
-                "year": r["year"],
-                "contact_allowed": True,
-                "emitted_at": now,
-            }
-            sent.append(
-                await producer.send(topic, key=r["student_id"].encode(), value=codec.encode(change))
+    def close(day: date) -> dict[str, dict[str, float]]:
+        cohorts: dict[str, dict[str, float]] = {}
+        for partition in range(roster.partitions):
+            students = roster.on_partition(partition)
+            summaries = windows.close(
+                partition, day, [(s.student_id, roster.window_days(s)) for s in students], totals_of
             )
-        await asyncio.gather(*sent)
-        return time.perf_counter() - started
+            for s in students:
+                cohorts.setdefault(s.cohort, {})[s.student_id] = summaries[s.student_id].score
+        return cohorts
+
+    close(as_of - timedelta(days=1))
+    started = time.perf_counter()
+    indicators: dict[str, str] = {}
+    for scores in close(as_of).values():
+        indicators.update(score_cohort(scores, roster.policy).indicators)
+    return time.perf_counter() - started, indicators
+
+
+class _Message:
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+        self.topic = SOURCE_TOPIC
+
+
+class _Event:
+    """What an agent's current event gives the close: its partition."""
+
+    def __init__(self, partition: int) -> None:
+        self.message = _Message(partition)
+
+
+@dataclass
+class CloseTimes:
+    stage1: float  # DayCloser.close for every partition: scores, alerts, reports acked
+    reports: float  # reading the reports back from Kafka
+    stage2: float  # CohortBanding: bands, changes acked, tables written
+    redis: float  # RedisSink flushed
+    changes: int
+
+    @property
+    def total(self) -> float:
+        return self.stage1 + self.reports + self.stage2 + self.redis
+
+
+class Worker:
+    """One worker's day-close objects, wired as ``streams.app.create_app`` wires them,
+    over Faust tables kept in memory (loaded straight into the store), with a real
+    producer, Kafka topics and Redis; the agents' loops are replaced by direct calls."""
+
+    def __init__(self, settings: Settings, roster: Roster, book: DailyTotalsBook) -> None:
+        self.settings, self.roster, self.book = settings, roster, book
+        n = settings.partitions
+        self.app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{server}" for server in settings.bootstrap_servers],
+            store="memory://",
+            topic_partitions=n,
+            key_serializer="json",
+            producer_acks=-1,
+            producer_max_batch_size=settings.producer_max_batch_size,
+        )
+        table: dict[str, Any] = {"partitions": n}
+        self.daily_totals = self.app.Table("daily_totals", **table)
+        self.tables = [
+            self.daily_totals,
+            self.app.Table("cohort_rounds", **table),
+            self.app.Table("indicators", **table),
+            self.app.Table("alerts", **table),
+        ]
+        raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.cohort_topic = self.app.topic(
+            settings.cohort_scores_topic,
+            partitions=n,
+            key_serializer="raw",
+            value_serializer="json",
+        )
+        self.sink = RedisSink(settings.redis_url, settings.redis_prefix)
+        preferences = ContactPreferences()
+        self.closer = DayCloser(
+            settings,
+            roster.policy,
+            roster,
+            self.daily_totals,
+            self.cohort_topic,
+            self.sink,
+            NoEngagementAlerts(
+                roster,
+                preferences,
+                self.daily_totals,
+                self.tables[3],
+                self.app.topic(settings.alerts_topic, **raw),
+                engagement_alert_codec(None, settings.alerts_topic),
+            ),
+        )
+        self.banding = CohortBanding(
+            roster.policy,
+            roster,
+            self.tables[1],
+            self.tables[2],
+            self.app.topic(settings.indicator_changes_topic, **raw),
+            indicator_change_codec(None, settings.indicator_changes_topic),
+            self.sink,
+            settings.lateness_horizon_days,
+            preferences,
+            None,
+        )
+        self.reports = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+        )
+
+    async def start(self) -> None:
+        s, n = self.settings, self.settings.partitions
+        names = [s.cohort_scores_topic, s.indicator_changes_topic, s.alerts_topic]
+        names += [t.changelog_topic.get_topic_name() for t in self.tables]
+        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(name, n, 1) for name in names])
+        finally:
+            await admin.close()
+        await self.app.producer.start()
+        for t in self.tables:  # the stand-in events' topic has the tables' partitions
+            t._verified_source_topics_for_partitions.add(SOURCE_TOPIC)  # type: ignore[attr-defined]
+        store = self.daily_totals.data
+        for sid, days in self.book.totals.items():
+            for day, sources in days.items():
+                store[totals_key(sid, day)] = DayRecord(dict(sources)).to_table()
+        await self.reports.start()
+        partitions = [TopicPartition(s.cohort_scores_topic, p) for p in range(n)]
+        self.reports.assign(partitions)
+        await self.reports.seek_to_beginning(*partitions)
+
+    async def close(self, day: date, history_starts: date) -> CloseTimes:
+        changes = _changes()
+        started = time.perf_counter()
+        for partition in range(self.settings.partitions):
+            event = cast(EventT, _Event(partition))
+            await self.closer.close(event, day, history_starts)
+        stage1 = time.perf_counter()
+        expected = self.settings.partitions * len(self.roster.cohorts())
+        reports: list[tuple[dict[str, Any], int]] = []
+        while len(reports) < expected:
+            for messages in (await self.reports.getmany(timeout_ms=10_000)).values():
+                reports += [(codecs.loads("json", m.value), m.partition) for m in messages]
+        read = time.perf_counter()
+        for report, partition in reports:
+            with processing(cast(EventT, _Event(partition))):
+                await self.banding.on_report(report, partition)
+        await self.app.producer.flush()  # rounds written through Faust's buffer
+        stage2 = time.perf_counter()
+        await self.sink.flush()
+        done = time.perf_counter()
+        return CloseTimes(
+            stage1 - started, read - stage1, stage2 - read, done - stage2, _changes() - changes
+        )
+
+    def indicators(self) -> dict[str, dict[str, str]]:
+        return {sid: value["state"] for sid, value in self.tables[2].data.items()}
+
+    async def stop(self) -> None:
+        await self.reports.stop()
+        await self.app.producer.stop()
+        await self.sink.redis.aclose()
+
+
+def _changes() -> int:
+    return int(
+        REGISTRY.get_sample_value("leap_worker_indicator_changes_total", {"reason": "day_close"})
+        or 0
+    )
+
+
+async def worker_run(
+    settings: Settings, roster: Roster, book: DailyTotalsBook, as_of: date, first: date
+) -> tuple[CloseTimes, CloseTimes, dict[str, dict[str, str]]]:
+    """A fresh worker closes the day before ``as_of`` (everyone's first indicator), then
+    ``as_of``; its topics and Redis keys are removed after."""
+    run = f"bench{uuid.uuid4().hex[:6]}"
+    settings = settings.model_copy(
+        update={
+            "app_id": run,
+            "redis_prefix": f"{run}:",
+            "cohort_scores_topic": f"{run}.cohort-scores",
+            "indicator_changes_topic": f"{run}.indicator-changes",
+            "alerts_topic": f"{run}.alerts",
+        }
+    )
+    worker = Worker(settings, roster, book)
+    try:
+        await worker.start()
+        first_day = await worker.close(as_of - timedelta(days=1), first)
+        next_day = await worker.close(as_of, first)
+        return first_day, next_day, worker.indicators()
     finally:
-        await producer.stop()
+        await worker.stop()
+        cleanup_redis(settings.redis_url, settings.redis_prefix)
+        await delete_topics(settings.kafka_bootstrap, run)
 
 
 async def postgres(
@@ -281,101 +387,102 @@ def main() -> None:
     args = parser.parse_args()
     small = quick(args)
     students = args.students or (10_000 if small else 50_000)
-    runs = args.runs or (3 if small else 5)
-    settings = Settings()  # type: ignore[call-arg]
-    policy = load_policy(settings.policy)
-    institution = load_institution(settings.institution)
+    runs = args.runs or 3
+    base = Settings()  # type: ignore[call-arg]
+    policy = load_policy(base.policy)
+    institution = load_institution(base.institution)
 
     started = time.perf_counter()
-    people, term = synthetic_term(students, args.days, settings)
-    book = DailyTotalsBook(settings.zone)
+    people, term = synthetic_term(students, args.days, base)
+    book = DailyTotalsBook(base.zone)
     book.add_all(i for i in term.items() if not isinstance(i, Tick))
     reference = {s.student_id: s for s in people}
-    roster = Roster(institution, policy, 1, people)
+    roster = Roster(institution, policy, base.partitions, people)
     as_of = term.last_day
+    first = min(day for days in book.totals.values() for day in days)
     rows_count = sum(len(s) for d in book.totals.values() for s in d.values())
     print(
-        f"{len(roster):,} students in scope, {args.days} days, {rows_count:,} "
-        f"(student, day, source) totals, built in {time.perf_counter() - started:.1f} s",
+        f"{len(roster):,} students in scope on {base.partitions} partitions, {args.days} days, "
+        f"{rows_count:,} (student, day, source) totals, built in "
+        f"{time.perf_counter() - started:.1f} s",
         flush=True,
     )
 
-    score_s, incremental_s, redis_sink_s, redis_pipe_s, changes_s = [], [], [], [], []
-    incremental: dict[str, str] = {}
+    replay_s, windows_s = [], []
+    first_days: list[CloseTimes] = []
+    next_days: list[CloseTimes] = []
     results: list[dict[str, Any]] = []
-    prefix = f"bench{uuid.uuid4().hex[:6]}:"
+    worker_states: dict[str, dict[str, str]] = {}
+    windowed: dict[str, str] = {}
     with kafka_bootstrap() as bootstrap:
-        topic = f"{prefix.rstrip(':')}.indicator-changes"
-        asyncio.run(create_topic(bootstrap, topic, settings.partitions))
+        settings = base.model_copy(update={"kafka_bootstrap": bootstrap})
         for _ in range(runs):
             started = time.perf_counter()
             results = indicators_as_of(book, reference, policy, as_of, institution)
-            score_s.append(time.perf_counter() - started)
-            cache = engagement_cache(book, roster, as_of)
-            started = time.perf_counter()
-            incremental = incremental_close(book, roster, cache, as_of)
-            incremental_s.append(time.perf_counter() - started)
-            states = {r["student_id"]: state_of(r) for r in results}
-            try:
-                redis_sink_s.append(
-                    asyncio.run(redis_sink_write(settings.redis_url, prefix, states))
-                )
-                cleanup_redis(settings.redis_url, prefix)
-                redis_pipe_s.append(
-                    asyncio.run(redis_pipelined(settings.redis_url, prefix, states))
-                )
-            finally:
-                cleanup_redis(settings.redis_url, prefix)
-            changes_s.append(asyncio.run(emit_changes(bootstrap, topic, results)))
+            replay_s.append(time.perf_counter() - started)
+            seconds, windowed = windows_close(roster, book, as_of)
+            windows_s.append(seconds)
+            first_day, next_day, worker_states = asyncio.run(
+                worker_run(settings, roster, book, as_of, first)
+            )
+            first_days.append(first_day)
+            next_days.append(next_day)
             print(
-                f"  scoring {score_s[-1]:.2f} s, Redis (sink) {redis_sink_s[-1]:.2f} s, "
-                f"Redis (pipelined) {redis_pipe_s[-1]:.2f} s, changes {changes_s[-1]:.2f} s",
+                f"  scoring: replay {replay_s[-1]:.2f} s, worker's windows {windows_s[-1]:.2f} s; "
+                f"worker close, first day {first_day.total:.2f} s "
+                f"({first_day.changes:,} changes), next day {next_day.total:.2f} s "
+                f"({next_day.changes:,} changes)",
                 flush=True,
             )
-        asyncio.run(delete_topics(bootstrap, topic))
     load_s, sql_s, sql_indicators = asyncio.run(postgres(book, roster, as_of, runs))
-    leap_indicators = {r["student_id"]: r["indicator"] for r in results}
-    agree = sum(1 for sid, ind in leap_indicators.items() if sql_indicators.get(sid) == ind)
-    same = sum(1 for sid, ind in leap_indicators.items() if incremental.get(sid) == ind)
+    replayed = {r["student_id"]: r for r in results}
+    agree = {
+        "PostgreSQL": sum(sql_indicators.get(s) == r["indicator"] for s, r in replayed.items()),
+        "the worker's windows": sum(windowed.get(s) == r["indicator"] for s, r in replayed.items()),
+        "the worker's close (indicator and score)": sum(
+            (state := worker_states.get(s)) is not None
+            and state["indicator"] == r["indicator"]
+            and float(state["score"]) == r["score"]
+            for s, r in replayed.items()
+        ),
+    }
 
-    score, sql = median(score_s), median(sql_s)
-    total = score + median(redis_sink_s) + median(changes_s)
+    n = len(roster)
+    replay, windows, sql = median(replay_s), median(windows_s), median(sql_s)
+    rows: list[list[Any]] = [
+        ["leap replay's scoring: full recompute (indicators_as_of)", replay, n / replay],
+        ["worker's scoring: windows slid one day + score_cohort", windows, n / windows],
+    ]
+    for label, closes in (("first day", first_days), ("next day", next_days)):
+        changes = int(median([c.changes for c in closes]))
+        total = median([c.total for c in closes])
+        rows.append(
+            [f"**worker day close, {label}** ({changes:,} IndicatorChanges)", total, n / total]
+        )
+        for part, what in (
+            ("stage1", "DayCloser, every partition: scores, alerts, reports acked"),
+            ("reports", "reports read back from Kafka"),
+            ("stage2", "CohortBanding: bands, changes acked, tables written"),
+            ("redis", "RedisSink flushed"),
+        ):
+            seconds = median([getattr(c, part) for c in closes])
+            rows.append([f"  {what}", seconds, n / seconds])
+    rows += [
+        ["PostgreSQL: the same computation, one query", sql, n / sql],
+        ["PostgreSQL: loading the totals (COPY + ANALYZE, once)", load_s, n / load_s],
+    ]
     print_table(
-        f"Day close: {len(roster):,} students as of {as_of} ({args.days} days of totals, "
-        f"medians of {runs})",
+        f"Day close: {n:,} students as of {as_of} ({args.days} days of totals, medians of {runs})",
         ["step", "seconds", "students/s"],
-        [
-            ["LEAP scoring (leap.scoring via leap.replay, in-process)", score, len(roster) / score],
-            [
-                "LEAP scoring, incremental prototype (closed days' engagement kept)",
-                median(incremental_s),
-                len(roster) / median(incremental_s),
-            ],
-            [
-                "Redis: worker's RedisSink (MULTI, 500 hashes each)",
-                median(redis_sink_s),
-                len(roster) / median(redis_sink_s),
-            ],
-            [
-                "Redis: plain pipelined HSETs, 1000 a round trip",
-                median(redis_pipe_s),
-                len(roster) / median(redis_pipe_s),
-            ],
-            [
-                "IndicatorChange encode + produce, acked",
-                median(changes_s),
-                len(roster) / median(changes_s),
-            ],
-            ["LEAP total (scoring + RedisSink + changes)", total, len(roster) / total],
-            ["PostgreSQL: same computation, one query", sql, len(roster) / sql],
-            ["PostgreSQL: loading the totals (COPY + ANALYZE, once)", load_s, len(roster) / load_s],
-        ],
+        rows,
     )
+    next_total = median([c.total for c in next_days])
     print(
-        f"PostgreSQL query / LEAP scoring: {sql / score:.1f}x (incremental prototype: "
-        f"{sql / median(incremental_s):.1f}x); LEAP total ≤ 10 s: "
-        f"{'yes' if total <= 10 else 'no'}; indicators agreeing with LEAP's: PostgreSQL "
-        f"{agree:,}, incremental {same:,}, of {len(leap_indicators):,}"
+        f"PostgreSQL query / worker's scoring: {sql / windows:.1f}x (/ replay's: "
+        f"{sql / replay:.1f}x); worker's next-day close <= 10 s: "
+        f"{'yes' if next_total <= 10 else 'no'}; indicators agreeing with replay's: "
+        + ", ".join(f"{what} {count:,}" for what, count in agree.items())
+        + f" of {len(replayed):,}"
     )
 
 

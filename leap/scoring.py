@@ -18,6 +18,7 @@ replayed term and a live one cannot disagree about the rules.
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping
@@ -36,6 +37,7 @@ __all__ = [
     "Policy",
     "SourceRule",
     "band",
+    "breakdown_of",
     "cohort_reference",
     "daily_engagement",
     "day_end",
@@ -44,6 +46,7 @@ __all__ = [
     "score_cohort",
     "student_score",
     "to_milli",
+    "window_average",
     "window_breakdown",
     "window_dates",
     "window_score",
@@ -164,34 +167,44 @@ def daily_engagement(totals: Totals, policy: Policy) -> float:
     return engagement
 
 
-def window_dates(as_of: date, window_days: int) -> list[date]:
-    """The local dates a score covers, oldest first, ending with ``as_of``."""
-    return [as_of - timedelta(days=n) for n in range(window_days - 1, -1, -1)]
+@functools.lru_cache(maxsize=64)
+def window_dates(as_of: date, window_days: int) -> tuple[date, ...]:
+    """The local dates a score covers, oldest first, ending with ``as_of``. Cached: every
+    student of a close asks for one of the same few windows."""
+    return tuple(as_of - timedelta(days=n) for n in range(window_days - 1, -1, -1))
+
+
+def window_average(engagement: Iterable[float], window_days: int) -> float:
+    """A score from each window day's engagement, oldest first. Float sums depend on their
+    order, so everything that scores a window (a full recompute or the stream's days kept
+    from earlier closes) sums through here, oldest day first, and gets the same float."""
+    return sum(engagement) / window_days
 
 
 def window_score(daily: Mapping[date, float], as_of: date, window_days: int) -> float:
     """Average daily engagement over the window; missing days count as zero."""
-    total = sum(daily.get(day, 0.0) for day in window_dates(as_of, window_days))
-    return total / window_days
+    return window_average(
+        [daily.get(day, 0.0) for day in window_dates(as_of, window_days)], window_days
+    )
 
 
 def student_score(
     totals_on: Callable[[date], Totals | None], as_of: date, window_days: int, policy: Policy
 ) -> float:
     """A student's score, reading each window day's totals through ``totals_on``."""
-    daily = {}
+    engagement = []
     for day in window_dates(as_of, window_days):
         totals = totals_on(day)
-        if totals:
-            daily[day] = daily_engagement(totals, policy)
-    return window_score(daily, as_of, window_days)
+        engagement.append(daily_engagement(totals, policy) if totals else 0.0)
+    return window_average(engagement, window_days)
 
 
 def window_breakdown(
     totals_on: Callable[[date], Totals | None], as_of: date, window_days: int
 ) -> dict[str, Any]:
     """What a window's score was worked out from, small enough to keep every day: units
-    per source over the window (as recorded, before caps) and the days with any activity."""
+    per source over the window (as recorded, before caps; sources with a total) and the
+    days with any activity."""
     units: dict[str, int] = {}
     active_days = 0
     for day in window_dates(as_of, window_days):
@@ -200,8 +213,14 @@ def window_breakdown(
             active_days += any(totals.values())
             for source, amount in totals.items():
                 units[source] = units.get(source, 0) + amount
+    return breakdown_of(units, active_days)
+
+
+def breakdown_of(units: Mapping[str, int], active_days: int) -> dict[str, Any]:
+    """A window's breakdown from its per-source totals in thousandths (zeros left out, so
+    a total kept by adding and subtracting days gives the same breakdown as a re-read)."""
     return {
-        "sources": {s: v / 1000 for s, v in sorted(units.items())},
+        "sources": {s: v / 1000 for s, v in sorted(units.items()) if v},
         "active_days": active_days,
     }
 

@@ -6,12 +6,12 @@ raised once and cleared once, whichever worker owns the partition, and survives 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from faust.types import TableT, TopicT
+from faust.types import StoreT, TableT, TopicT
 
 from leap.alerts import inactive_days, review_alert
 from leap.contact import ContactPreferences
@@ -19,6 +19,7 @@ from leap.reference import Student
 from leap.roster import Roster
 from leap.scoring import daily_engagement
 from schemas.codec import AvroCodec
+from streams.batch_produce import send_by_student
 from streams.day_record import day_sources, totals_key
 from streams.metrics import ALERTS
 from streams.table_batch import TableBatch
@@ -44,9 +45,16 @@ class NoEngagementAlerts:
         self.codec = codec
 
     async def review(
-        self, partition: int, students: Iterable[Student], as_of: date, history_starts: date
+        self,
+        partition: int,
+        students: Iterable[Student],
+        as_of: date,
+        history_starts: date,
+        kept: Callable[[str, date], float | None],
     ) -> None:
-        """Raise or clear each student's alert as of ``as_of`` (a closed day)."""
+        """Raise or clear each student's alert as of ``as_of`` (a closed day). ``kept``
+        gives a student's engagement on a day where the day closer kept it (None: read
+        the day record)."""
         institution = self.roster.institution
         threshold = institution.no_engagement_days
         holiday = institution.holiday_on(as_of) is not None
@@ -55,13 +63,14 @@ class NoEngagementAlerts:
             return institution.holiday_on(day) is not None
 
         now = datetime.now(UTC)
+        state_of = cast(StoreT, self.alerts.data).get  # skips Table's per-key overhead
         writes = TableBatch(self.alerts)
         out: list[dict[str, Any]] = []
         for student in students:
             sid = student.student_id
-            raised = bool((self.alerts.get(sid) or {}).get("raised"))
+            raised = bool((state_of(sid) or {}).get("raised"))
             inactive = inactive_days(
-                partial(self._engagement, sid),
+                partial(self._engagement, kept, sid),
                 as_of,
                 is_holiday,
                 history_starts,
@@ -88,16 +97,20 @@ class NoEngagementAlerts:
             )
         # Published and acknowledged before the state says so: a crash in between publishes
         # again on redelivery (at least once) rather than never.
-        sent = [
-            await self.topic.send(key=alert["student_id"].encode(), value=self.codec.encode(alert))
-            for alert in out
-        ]
-        for ack in sent:
+        encode = self.codec.encode
+        for ack in await send_by_student(
+            self.topic.app, self.topic.get_topic_name(), [(a["student_id"], encode(a)) for a in out]
+        ):
             await ack
         await writes.commit()
         for alert in out:
             ALERTS.labels("no_engagement", alert["state"]).inc()
 
-    def _engagement(self, student_id: str, day: date) -> float:
+    def _engagement(
+        self, kept: Callable[[str, date], float | None], student_id: str, day: date
+    ) -> float:
+        engagement = kept(student_id, day)
+        if engagement is not None:
+            return engagement
         value = self.daily_totals.get(totals_key(student_id, day))
         return daily_engagement(day_sources(value), self.roster.policy) if value else 0.0

@@ -10,6 +10,14 @@ A round keeps its reports while late data may still revise it (the lateness hori
 late report merges its students' new scores into the round and bands the cohort again;
 each student whose indicator *for that as-of date* changed gets an ``IndicatorChange``
 with ``reason=late_data``, and Redis is updated where that date is the student's newest.
+
+The ``cohort_rounds`` table holds, per round (cohort and as-of date), a small marker
+``{"parts": [partitions reported], "done": bool}`` under ``cohort|as_of`` and each
+partition's report under ``cohort|as_of|partition``: one changelog record per report. A
+round kept whole in one value was rewritten with every report that arrived, and outgrew
+Kafka's 1 MB record limit at ~9,000 students a cohort. A report is kept as the JSON text
+of its lines, ``{student id: [score, window days, active days, units of each of
+SOURCES]}`` (numbers only; the breakdown is rebuilt for history).
 """
 
 from __future__ import annotations
@@ -17,16 +25,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from faust.types import TableT, TopicT
+import orjson
+from faust.types import StoreT, TableT, TopicT
 
 from leap.contact import ContactPreferences
 from leap.db.history import HistoryRow
 from leap.reference import Student
 from leap.scoring import INDICATORS as LEVELS
-from leap.scoring import LABELS, Policy, score_cohort
+from leap.scoring import LABELS, SOURCES, Policy, breakdown_of, score_cohort
 from schemas.codec import AvroCodec
+from streams.batch_produce import send_by_student
 from streams.history_sink import HistorySink
 from streams.metrics import INDICATOR_CHANGES, INDICATORS
 from streams.redis_sink import RedisSink
@@ -39,7 +49,8 @@ log = logging.getLogger(__name__)
 #: Completed rounds are remembered this long, so a re-delivered report is ignored.
 ROUND_MEMORY = timedelta(days=62)
 
-Scores = Mapping[str, list[Any]]  # student id -> [score, window days, breakdown]
+#: student id -> [score, window days, active days, units of each of SOURCES]
+Scores = Mapping[str, list[Any]]
 
 
 class CohortBanding:
@@ -73,46 +84,72 @@ class CohortBanding:
         topic); band the cohort when the last one arrives, again when late data revises it."""
         cohort, as_of = report["cohort"], date.fromisoformat(report["as_of"])
         key = self._round_key(cohort, as_of)
-        state = self.rounds.get(key) or {}
+        state = self._state(key)
         done = bool(state.get("done"))
-        parts: dict[str, dict[str, list[Any]]] = {
-            part: dict(scores) for part, scores in state.get("parts", {}).items()
-        }
+        reported: list[str] = state.get("parts", [])
         part = str(report["partition"])
+        scores = {sid: _kept(entry) for sid, entry in report["scores"].items()}
         if report.get("late"):
-            if part not in parts:  # a round before this deployment's first, or long gone
+            if part not in reported:  # a round before this deployment's first, or long gone
                 log.warning("late report for %s as of %s has no round to revise", cohort, as_of)
                 return
-            parts[part].update(report["scores"])
-        elif done and not parts:
+            scores = {**self._part(key, part), **scores}
+        elif done and not reported:
             return  # a re-delivered report for a round past the lateness horizon
-        else:
-            parts[part] = dict(report["scores"])
         if not done:
-            if len(parts) < report["partitions"]:
-                self.rounds[key] = {"parts": parts}
+            self._keep_part(key, part, scores)
+            reported = sorted({*reported, part})
+            if len(reported) < report["partitions"]:
+                self.rounds[key] = {"parts": reported}
                 return
-            await self._band(as_of, _merged(parts), partition, before=None)
+            await self._band(as_of, self._merged(key, reported), partition, before=None)
             # Only now: a crash before this line re-bands the round on redelivery.
-            self.rounds[key] = {"done": True, "parts": parts}
+            self.rounds[key] = {"done": True, "parts": reported}
             self._forget_old_rounds(cohort, as_of)
             return
-        before = _merged(state["parts"])
-        after = _merged(parts)
-        if after == before:
+        if scores == self._part(key, part):
             return  # a re-delivered report: nothing new
-        await self._band(as_of, after, partition, before=before)
-        self.rounds[key] = {"done": True, "parts": parts}
+        before = self._merged(key, reported)
+        await self._band(as_of, {**before, **scores}, partition, before=before)
+        self._keep_part(key, part, scores)
 
     @staticmethod
     def _round_key(cohort: str, as_of: date) -> str:
         return f"{cohort}|{as_of.isoformat()}"
 
+    def _state(self, key: str) -> dict[str, Any]:
+        """A round's marker. A round kept whole in its marker (before each report had its
+        own key) is split into report keys first, so its late data still revises it."""
+        state = dict(self.rounds.get(key) or {})
+        parts = state.get("parts")
+        if isinstance(parts, dict):
+            for part, scores in parts.items():
+                self._keep_part(key, part, {sid: _kept(e) for sid, e in scores.items()})
+            state["parts"] = sorted(parts)
+            self.rounds[key] = state
+        return state
+
+    def _keep_part(self, key: str, part: str, scores: Scores) -> None:
+        """Keep a partition's report as JSON text: a round is read only when banded, and
+        decoded lists took ten times the memory (~5 KB a student over the rounds kept)."""
+        self.rounds[f"{key}|{part}"] = orjson.dumps(scores).decode()
+
+    def _part(self, key: str, part: str) -> dict[str, list[Any]]:
+        text = self.rounds.get(f"{key}|{part}")
+        return cast(dict[str, list[Any]], orjson.loads(text)) if text else {}
+
+    def _merged(self, key: str, parts: Iterable[str]) -> dict[str, list[Any]]:
+        """One round's scores from all its partitions' reports."""
+        return {sid: entry for part in parts for sid, entry in self._part(key, part).items()}
+
     def _forget_old_rounds(self, cohort: str, as_of: date) -> None:
-        """Drop the scores of a round late data can no longer reach; later, its marker."""
+        """Drop the reports of a round late data can no longer reach; later, its marker."""
         self.rounds.pop(self._round_key(cohort, as_of - ROUND_MEMORY), None)
         final = self._round_key(cohort, as_of - self.keep_reports)
-        if (self.rounds.get(final) or {}).get("parts"):
+        parts = (self.rounds.get(final) or {}).get("parts")
+        if parts:
+            for part in parts:
+                self.rounds.pop(f"{final}|{part}", None)
             self.rounds[final] = {"done": True}
 
     async def _band(
@@ -128,16 +165,20 @@ class CohortBanding:
         )
         reason = "day_close" if banded_before is None else "late_data"
         now = datetime.now(UTC)
+        # The same for every student: formatted once (a cohort is thousands of students).
+        day, updated_at = as_of.isoformat(), now.isoformat()
+        reference, version = repr(result.reference_score), self.policy.version
+        current_of = cast(StoreT, self.indicators.data).get  # skips Table's per-key overhead
         states: dict[str, dict[str, str]] = {}
         changes: list[dict[str, Any]] = []
         writes = TableBatch(self.indicators)
         history: list[HistoryRow] = []
-        for sid, (score, window, breakdown) in sorted(scores.items()):
+        for sid, (score, window, *breakdown) in sorted(scores.items()):
             student = self.roster.get(sid)
             if student is None:
                 continue  # out of scope or removed since its partition reported
-            current = self.indicators.get(sid)
-            is_newest = current is None or current["as_of"] <= as_of.isoformat()
+            current = current_of(sid)
+            is_newest = current is None or current["as_of"] <= day
             indicator = result.indicators[sid]
             if banded_before is None:
                 if not is_newest:
@@ -151,35 +192,34 @@ class CohortBanding:
                     "indicator": indicator,
                     "label": LABELS[indicator],
                     "score": repr(score),
-                    "reference_score": repr(result.reference_score),
-                    "as_of": as_of.isoformat(),
+                    "reference_score": reference,
+                    "as_of": day,
                     "window_days": str(int(window)),
-                    "policy_version": self.policy.version,
+                    "policy_version": version,
                     "course": student.course,
                     "year": str(student.year),
-                    "updated_at": now.isoformat(),
+                    "updated_at": updated_at,
                 }
                 # The table holds the whole Redis state, so Redis can be rebuilt from it.
                 writes.set(
-                    sid,
-                    {"indicator": indicator, "as_of": as_of.isoformat(), "state": states[sid]},
-                    partition,
+                    sid, {"indicator": indicator, "as_of": day, "state": states[sid]}, partition
                 )
-            history.append(
-                HistoryRow(
-                    student_id=sid,
-                    as_of=as_of,
-                    indicator=indicator,
-                    score=score,
-                    reference_score=result.reference_score,
-                    window_days=int(window),
-                    breakdown=breakdown,
-                    policy_version=self.policy.version,
-                    course=student.course,
-                    year=student.year,
-                    contact_allowed=self.preferences.allows(sid),
+            if self.history is not None:
+                history.append(
+                    HistoryRow(
+                        student_id=sid,
+                        as_of=as_of,
+                        indicator=indicator,
+                        score=score,
+                        reference_score=result.reference_score,
+                        window_days=int(window),
+                        breakdown=_breakdown(breakdown),
+                        policy_version=version,
+                        course=student.course,
+                        year=student.year,
+                        contact_allowed=self.preferences.allows(sid),
+                    )
                 )
-            )
             if previous != indicator:
                 changes.append(
                     {
@@ -190,7 +230,7 @@ class CohortBanding:
                         "score": score,
                         "reference_score": result.reference_score,
                         "window_days": int(window),
-                        "policy_version": self.policy.version,
+                        "policy_version": version,
                         "reason": reason,
                         "course": student.course,
                         "year": student.year,
@@ -200,13 +240,12 @@ class CohortBanding:
                 )
         # Changes are acknowledged before the table records them as the student's newest: a
         # crash in between re-sends them on redelivery (at least once), never loses them.
-        sent = [
-            await self.changes_topic.send(
-                key=change["student_id"].encode(), value=self.change_codec.encode(change)
-            )
-            for change in changes
-        ]
-        for ack in sent:
+        encode = self.change_codec.encode
+        for ack in await send_by_student(
+            self.changes_topic.app,
+            self.changes_topic.get_topic_name(),
+            [(change["student_id"], encode(change)) for change in changes],
+        ):
             await ack
         await writes.commit()
         await self.sink.write_indicators(states)
@@ -256,6 +295,23 @@ def _distribution(
     )
 
 
-def _merged(parts: Mapping[str, Scores]) -> dict[str, list[Any]]:
-    """One round's scores from all its partitions' reports."""
-    return {sid: list(entry) for part in parts.values() for sid, entry in part.items()}
+def _kept(entry: list[Any]) -> list[Any]:
+    """A report's line for a student (``streams.day_close``) as a round keeps it. Lines of
+    reports sent before they were numbers only, ``[score, window days, breakdown]``, are
+    converted."""
+    if len(entry) != 3:
+        return entry
+    score, window, breakdown = entry
+    units = breakdown["sources"]
+    return [
+        score,
+        window,
+        breakdown["active_days"],
+        *(round(units.get(s, 0) * 1000) for s in SOURCES),
+    ]
+
+
+def _breakdown(kept: list[Any]) -> dict[str, Any]:
+    """The breakdown (``leap.scoring.breakdown_of``) of a kept line's tail."""
+    active_days, *units = kept
+    return breakdown_of(dict(zip(SOURCES, units, strict=True)), active_days)

@@ -130,7 +130,7 @@ def test_to_milli_rounds_to_whole_thousandths() -> None:
 
 
 def test_window_dates_end_with_as_of_oldest_first() -> None:
-    assert window_dates(AS_OF, 3) == [date(2026, 10, 29), date(2026, 10, 30), AS_OF]
+    assert window_dates(AS_OF, 3) == (date(2026, 10, 29), date(2026, 10, 30), AS_OF)
     assert len(window_dates(AS_OF, 21)) == 21
 
 
@@ -162,7 +162,7 @@ def test_student_score_reads_only_the_window_days() -> None:
         return {"attendance": 1_000}
 
     student_score(totals_on, AS_OF, 7, POLICY)
-    assert asked == window_dates(AS_OF, 7)
+    assert asked == list(window_dates(AS_OF, 7))
 
 
 def test_student_score_is_the_window_average_of_daily_engagement() -> None:
