@@ -35,6 +35,7 @@ __all__ = [
     "bench_env",
     "bench_parser",
     "cleanup_redis",
+    "cpu_seconds",
     "delete_topics",
     "kafka_bootstrap",
     "median",
@@ -215,3 +216,11 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used, all threads (Linux): on a shared machine a
+    steadier measure of work done than a rate, which also counts time waiting for a core."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")

@@ -14,10 +14,13 @@ Apache Kafka, then, for each of ``--runs`` rounds, reads it with:
 
 Faust processes are timed end to end (spawn to done: start-up and group join included)
 and from their first record ("steady"). ``--profile DIR`` also samples (c) and the bare
-``take`` agent with py-spy and prints where each spends its CPU.
+``take`` agent with py-spy and prints where each spends its CPU. ``--baseline-tree DIR``
+runs (c) a second time per round from another copy of the code (e.g. ``git archive REV``
+unpacked there), interleaved, for a before/after on the same machine and data.
 
     python -m bench.ingest                     # starts Apache Kafka (or LEAP_KAFKA_BOOTSTRAP)
     python -m bench.ingest --students 2000 --days 21 --runs 3 --profile /tmp/prof
+    python -m bench.ingest --readers bc --baseline-tree /tmp/before
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from bench.common import (
     bench_env,
     bench_parser,
     cleanup_redis,
+    cpu_seconds,
     delete_topics,
     kafka_bootstrap,
     median,
@@ -220,7 +224,7 @@ def run_floor(
                     raise SystemExit(f"floor {mode} failed: see {workdir}/{result.stem}.log")
                 time.sleep(0.1)
             time.sleep(0.05)  # the file is written whole; give the write a moment
-        rss = rss_kib(process.pid)
+        rss, cpu = rss_kib(process.pid), cpu_seconds(process.pid)
     finally:
         process.terminate()
         process.wait(30)
@@ -230,6 +234,7 @@ def run_floor(
         "steady": done["done"] - done["first"],
         "events": done["events"],
         "rss_kib": rss,
+        "cpu": cpu,
     }
 
 
@@ -239,8 +244,10 @@ def run_leap(
     last_day: str,
     workdir: Path,
     profile: Path | None = None,
+    tree: Path | None = None,
 ) -> dict[str, float]:
-    """One ``leap worker`` on the term's topic, with its own group, tables and Redis keys."""
+    """One ``leap worker`` on the term's topic, with its own group, tables and Redis keys;
+    from the code in ``tree`` when given (first on the path), else this checkout's."""
     fresh = bench_env(
         base_env["LEAP_KAFKA_BOOTSTRAP"],
         workdir,
@@ -255,10 +262,13 @@ def run_leap(
     settings = settings_from_env(env)
     log = workdir / f"{env['LEAP_APP_ID']}.log"
     spawned = time.time()
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")])
     with log.open("wb") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "leap.cli", "worker"],
             env=os.environ | env,
+            cwd=tree,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -266,13 +276,18 @@ def run_leap(
         with sampled(worker.pid, profile):
             wait_for_indicators(settings, last_day, students, timeout=900)
         done = time.time()
-        rss = rss_kib(worker.pid)
+        rss, cpu = rss_kib(worker.pid), cpu_seconds(worker.pid)
     finally:
         worker.terminate()
         worker.wait(60)
         cleanup_redis(settings.redis_url, settings.redis_prefix)
     ready = _ready_at(log.read_text(errors="replace"))
-    return {"e2e": done - spawned, "steady": done - (ready or spawned), "rss_kib": rss}
+    return {
+        "e2e": done - spawned,
+        "steady": done - (ready or spawned),
+        "rss_kib": rss,
+        "cpu": cpu,
+    }
 
 
 def _ready_at(log: str) -> float | None:
@@ -294,6 +309,10 @@ CATEGORIES = (
     ("count, dedupe, tables (activity.py)", "streams/activity.py"),
 )
 LEAVES = (
+    # Kernel time in socket calls and epoll: on a busy machine it also counts waiting for a
+    # core after waking the broker or Redis, so it is kept apart from the Python work.
+    ("socket I/O, epoll (kernel)", "(asyncio/selector_events.py"),
+    ("socket I/O, epoll (kernel)", "(selectors.py"),
     ("aiokafka (fetch, produce, protocol)", "aiokafka/"),
     ("Faust stream/agent/table machinery", "faust/"),
     ("mode (services, timers)", "mode/"),
@@ -319,17 +338,32 @@ def profile_shares(raw: Path) -> Counter[str]:
     return shares
 
 
+BASELINE = "c0. leap worker, baseline tree"
+
+
 def main() -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--students", type=int)
     parser.add_argument("--days", type=int)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--profile", type=Path, help="Write py-spy samples here and summarise.")
+    parser.add_argument(
+        "--readers", default="abcd", help="Which of a, b, c, d to run (default: abcd)."
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="Also run (c) from the code in this directory, interleaved (before/after).",
+    )
     args = parser.parse_args()
     small = quick(args)
     students = args.students or (500 if small else 2000)
     days = args.days or 7
     runs = args.runs or (1 if small else 2)
+    readers = set(args.readers)
+    if not readers or readers - set("abcd"):
+        parser.error("--readers takes letters of abcd")
+    baseline = args.baseline_tree.resolve() if args.baseline_tree else None
 
     with contextlib.ExitStack() as stack:
         bootstrap = stack.enter_context(kafka_bootstrap())
@@ -339,16 +373,19 @@ def main() -> None:
         settings = settings_from_env(env)
         roster, term = synthetic_term(students, days, settings)
         write_students(roster, workdir / "students.csv")
+        last_day = term.last_day.isoformat()
         items = list(term.items())
         events = [i for i in items if not isinstance(i, Tick)]
         started = time.perf_counter()
         count = asyncio.run(publish(settings, items))
-        packed = asyncio.run(publish_packed(settings, events))
+        packed = asyncio.run(publish_packed(settings, events)) if "d" in readers else {}
         records = count + (len(items) - count) * args.partitions
         print(
             f"published {count:,} events ({records:,} records with ticks) for {students:,} "
-            f"students over {days} days in {time.perf_counter() - started:.1f} s; packed "
-            + ", ".join(f"{n:,} records ({t.rsplit('-', 1)[-1]})" for t, n in packed.items()),
+            f"students over {days} days in {time.perf_counter() - started:.1f} s"
+            + "".join(
+                f"; packed {n:,} records ({t.rsplit('-', 1)[-1]})" for t, n in packed.items()
+            ),
             flush=True,
         )
         rows: dict[str, list[dict[str, float]]] = {}
@@ -359,59 +396,95 @@ def main() -> None:
 
         for run in range(runs):
             print(f"round {run + 1} of {runs}", flush=True)
-            seconds = raw_decode(settings, count)
-            note("a. raw aiokafka consumer + Avro decode", {"e2e": seconds, "steady": seconds})
-            for mode in FLOORS:
-                note(
-                    f"b. bare Faust agent ({mode})",
-                    run_floor(mode, settings.activity_topic, env, count, workdir),
+            if "a" in readers:
+                seconds = raw_decode(settings, count)
+                note("a. raw aiokafka consumer + Avro decode", {"e2e": seconds, "steady": seconds})
+            if "b" in readers:
+                for mode in FLOORS:
+                    note(
+                        f"b. bare Faust agent ({mode})",
+                        run_floor(mode, settings.activity_topic, env, count, workdir),
+                    )
+            if "c" in readers:
+                # Alternate which goes first, so neither always runs on a warmer machine.
+                trees: list[Path | None] = [None] if baseline is None else [baseline, None]
+                for tree in trees if run % 2 == 0 else trees[::-1]:
+                    note(
+                        "c. leap worker" if tree is None else BASELINE,
+                        run_leap(env, len(roster), last_day, workdir, tree=tree),
+                    )
+            if "d" in readers:
+                light_settings = settings.model_copy(
+                    update={"app_id": f"{settings.app_id}-l{run}", "redis_prefix": f"{run}light:"}
                 )
-            note("c. leap worker", run_leap(env, len(roster), term.last_day.isoformat(), workdir))
-            light_settings = settings.model_copy(
-                update={"app_id": f"{settings.app_id}-l{run}", "redis_prefix": f"{run}light:"}
-            )
-            seconds = asyncio.run(light_loop(light_settings, count))
-            cleanup_redis(settings.redis_url, light_settings.redis_prefix)
-            note(
-                "d1. LEAP's per-event work on a plain aiokafka loop",
-                {"e2e": seconds, "steady": seconds},
-            )
-            for topic in packed:
-                grouping = topic.rsplit("packed-", 1)[-1]
+                seconds = asyncio.run(light_loop(light_settings, count))
+                cleanup_redis(settings.redis_url, light_settings.redis_prefix)
                 note(
-                    f"d2. bare Faust agent, packed records per {grouping}, decoded",
-                    run_floor("packed", topic, env, count, workdir),
+                    "d1. LEAP's per-event work on a plain aiokafka loop",
+                    {"e2e": seconds, "steady": seconds},
                 )
+                for topic in packed:
+                    grouping = topic.rsplit("packed-", 1)[-1]
+                    note(
+                        f"d2. bare Faust agent, packed records per {grouping}, decoded",
+                        run_floor("packed", topic, env, count, workdir),
+                    )
 
-        floor = max(
-            median([count / f["steady"] for f in rows[f"b. bare Faust agent ({m})"]])
-            for m in FLOORS
-        )
+        floors = [rows[f"b. bare Faust agent ({m})"] for m in FLOORS if "b" in readers]
+        floor = max((median([count / f["steady"] for f in r]) for r in floors), default=None)
         table = []
         for name, figures in rows.items():
             e2e = median([count / f["e2e"] for f in figures])
             steady = median([count / f["steady"] for f in figures])
-            table.append([name, e2e, steady, f"{steady / floor:.2f}", len(figures)])
+            ratio = f"{steady / floor:.2f}" if floor else "-"
+            cpu = [f["cpu"] / count * 100_000 for f in figures if "cpu" in f]
+            table.append([name, e2e, steady, ratio, median(cpu) if cpu else "-", len(figures)])
         print_table(
             f"Ingest: {count:,} events, {students:,} students, {days} days, "
             f"{args.partitions} partitions (medians)",
-            ["reader", "events/s end to end", "events/s steady", "vs best bare Faust", "runs"],
+            [
+                "reader",
+                "events/s end to end",
+                "events/s steady",
+                "vs best bare Faust",
+                "CPU s per 100k events",
+                "runs",
+            ],
             table,
         )
-        leap_rss = median([f["rss_kib"] for f in rows["c. leap worker"]])
-        floor_rss = median([f["rss_kib"] for f in rows["b. bare Faust agent (take)"]])
-        print(
-            f"RSS at the end: leap worker {leap_rss / 1024:.0f} MiB, bare Faust agent "
-            f"{floor_rss / 1024:.0f} MiB ({(leap_rss - floor_rss) * 1024 / len(roster):,.0f} "
-            f"bytes per student more, {days} days of state)"
-        )
+        if baseline is not None and "c" in readers:
+            pairs = list(zip(rows[BASELINE], rows["c. leap worker"], strict=True))
+            speedups = [before["steady"] / after["steady"] for before, after in pairs]
+            savings = [after["cpu"] / before["cpu"] for before, after in pairs]
+            print(
+                f"leap worker vs baseline tree {baseline}: steady rate x{median(speedups):.2f} "
+                f"(per round: {', '.join(f'{x:.2f}' for x in speedups)}); CPU "
+                f"x{median(savings):.2f} (per round: {', '.join(f'{x:.2f}' for x in savings)})"
+            )
+        if "b" in readers and "c" in readers:
+            leap_rss = median([f["rss_kib"] for f in rows["c. leap worker"]])
+            floor_rss = median([f["rss_kib"] for f in rows["b. bare Faust agent (take)"]])
+            print(
+                f"RSS at the end: leap worker {leap_rss / 1024:.0f} MiB, bare Faust agent "
+                f"{floor_rss / 1024:.0f} MiB ({(leap_rss - floor_rss) * 1024 / len(roster):,.0f} "
+                f"bytes per student more, {days} days of state)"
+            )
+        print(f"ingest benchmark done in {time.perf_counter() - started:.0f} s", flush=True)
 
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-            leap_raw, floor_raw = args.profile / "leap.txt", args.profile / "floor.txt"
-            run_leap(env, len(roster), term.last_day.isoformat(), workdir, profile=leap_raw)
+            profiled: list[tuple[str, Path]] = []
+            leap_raw = args.profile / "leap.txt"
+            run_leap(env, len(roster), last_day, workdir, profile=leap_raw)
+            profiled.append(("leap worker", leap_raw))
+            if baseline is not None:
+                before_raw = args.profile / "leap-baseline.txt"
+                run_leap(env, len(roster), last_day, workdir, profile=before_raw, tree=baseline)
+                profiled.append(("leap worker, baseline tree", before_raw))
+            floor_raw = args.profile / "floor.txt"
             run_floor("take", settings.activity_topic, env, count, workdir, profile=floor_raw)
-            for title, raw in (("leap worker", leap_raw), ("bare Faust agent (take)", floor_raw)):
+            profiled.append(("bare Faust agent (take)", floor_raw))
+            for title, raw in profiled:
                 shares = profile_shares(raw)
                 total = sum(shares.values())
                 print_table(

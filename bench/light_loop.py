@@ -56,7 +56,7 @@ async def light_loop(settings: Settings, expected: int) -> float:
     redis = aioredis.Redis.from_url(settings.redis_url)
     codec = activity_codec(topic=settings.activity_topic)
     policy = load_policy(settings.policy)
-    table: dict[str, dict[str, Any]] = {}
+    table: dict[str, Any] = {}
     counted = 0
     await consumer.start()
     await producer.start()

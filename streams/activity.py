@@ -18,9 +18,10 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
-from faust.types import EventT, TableT
+from faust.types import EventT, Message, TableT
 
 from leap.lateness import days_late, is_too_late
 from leap.reference import Student, partition_for
@@ -45,10 +46,19 @@ log = logging.getLogger(__name__)
 MAX_FUTURE = timedelta(days=1)
 
 
+#: Partition clocks hold their closed day as text; a handful of distinct days are parsed.
+_parse_day = lru_cache(maxsize=64)(date.fromisoformat)
+#: EVENTS' child per (source, outcome), bound once: ``labels`` costs more than ``inc``.
+_events = lru_cache(maxsize=64)(EVENTS.labels)
+
+
 @dataclass
 class _Batch:
     """One batch's touched day records, so each is read and written once per batch."""
 
+    #: the ``daily_totals`` store, read directly: the table's own ``get`` goes through
+    #: its sensors and a KeyError per new day (the writes go to the store too: TableBatch)
+    totals: Mapping[str, Any]
     records: dict[tuple[str, date], DayRecord] = field(default_factory=dict)
     event_for_student: dict[str, EventT] = field(default_factory=dict)
     #: occurred_at (unix seconds) of each event counted, for the event-lag histogram
@@ -91,34 +101,37 @@ class ActivityProcessor:
         self._next_close_ms: dict[int, int] = {}
 
     async def process(self, events: Sequence[EventT]) -> None:
-        batch = _Batch()
+        batch = _Batch(self.daily_totals.data)
+        event_clock = self.settings.clock == "event"
         for event in await self.sequence.admit(events):
             tick = header(event.message, CLOCK_HEADER)
             if tick is not None:
                 await self._on_tick(event, tick, batch)
                 continue
-            record = await self._accept(event)
-            if record is not None:
-                if not self._count(event, record, batch):
-                    await self.dead_letters.send(
-                        event.message,
-                        "too_late",
-                        f"its day closed more than {self.settings.lateness_horizon_days} "
-                        "days ago (LEAP_LATENESS_HORIZON_DAYS); recompute with leap replay",
-                    )
-                    continue
-                if self.settings.clock == "event":
-                    occurred_ms = int(record["occurred_at"].timestamp() * 1000)
-                    await self._advance(event, occurred_ms, batch)
+            record = self._accept(event.message)
+            if isinstance(record, InvalidRecord):
+                await self.dead_letters.send(event.message, record.reason, str(record))
+                continue
+            if not self._count(event, record, batch):
+                await self.dead_letters.send(
+                    event.message,
+                    "too_late",
+                    f"its day closed more than {self.settings.lateness_horizon_days} "
+                    "days ago (LEAP_LATENESS_HORIZON_DAYS); recompute with leap replay",
+                )
+                continue
+            if event_clock:
+                occurred_ms = int(record["occurred_at"].timestamp() * 1000)
+                await self._advance(event, occurred_ms, batch)
         await self._flush(batch)
         await self.sequence.commit()  # after the batch's effects are durable
         now = time.time()
+        observe = EVENT_LAG_SECONDS.observe
         for occurred in batch.occurred:
-            EVENT_LAG_SECONDS.observe(max(0.0, now - occurred))
+            observe(max(0.0, now - occurred))
 
-    async def _accept(self, event: EventT) -> dict[str, Any] | None:
-        """The decoded event, or None once it has been dead-lettered with its reason."""
-        message = event.message
+    def _accept(self, message: Message) -> dict[str, Any] | InvalidRecord:
+        """The decoded event, or why it is to be dead-lettered."""
         value = message.value or b""
         try:
             record = self.codec.decode(value)
@@ -132,8 +145,7 @@ class ActivityProcessor:
             if record["occurred_at"].timestamp() > time.time() + MAX_FUTURE.total_seconds():
                 raise InvalidRecord("from_future", f"occurred_at {record['occurred_at']}")
         except InvalidRecord as exc:
-            await self.dead_letters.send(message, exc.reason, str(exc))
-            return None
+            return exc
         return record
 
     def _count(self, event: EventT, record: Mapping[str, Any], batch: _Batch) -> bool:
@@ -142,16 +154,16 @@ class ActivityProcessor:
         day = local_date(record["occurred_at"], self.zone)
         day_record = batch.records.get((sid, day))
         if day_record is None:
-            day_record = DayRecord.from_table(self.daily_totals.get(totals_key(sid, day)))
+            day_record = DayRecord.from_table(batch.totals.get(totals_key(sid, day)))
         fingerprint = event_fingerprint(record["event_id"])
         if fingerprint in day_record.counted:
             # A duplicate first: a re-delivered event counted before its day became final
             # is a duplicate, not a new too-late event.
-            EVENTS.labels(source, "duplicate").inc()
+            _events(source, "duplicate").inc()
             return True
         closed = self._last_closed(event.message.partition)
         if is_too_late(day, closed, self.settings.lateness_horizon_days):
-            EVENTS.labels(source, "too_late").inc()
+            _events(source, "too_late").inc()
             return False
         late = days_late(day, closed) is not None
         batch.records[(sid, day)] = day_record
@@ -163,7 +175,7 @@ class ActivityProcessor:
         batch.occurred.append(record["occurred_at"].timestamp())
         if late:
             batch.late[sid] = min(day, batch.late.get(sid, day))
-        EVENTS.labels(source, "late" if late else "counted").inc()
+        _events(source, "late" if late else "counted").inc()
         return True
 
     async def _on_tick(self, event: EventT, tick: bytes, batch: _Batch) -> None:
@@ -177,8 +189,8 @@ class ActivityProcessor:
         await self._advance(event, watermark, batch)
 
     def _last_closed(self, partition: int) -> date | None:
-        state = self.partition_clocks.get(partition)
-        return date.fromisoformat(state["closed"]) if state else None
+        state = self.partition_clocks.data.get(partition)  # the store: as for daily_totals
+        return _parse_day(state["closed"]) if state else None
 
     def _history_starts(self, partition: int, closed: date) -> date:
         """The first day this partition has counted events for (alerts look no further)."""

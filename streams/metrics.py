@@ -95,7 +95,7 @@ INDICATORS = Gauge(
 )
 REDIS_WRITE_SECONDS = Histogram(
     "leap_worker_redis_write_seconds",
-    "Time of each Redis pipeline write attempt.",
+    "Time of each Redis write attempt (one chunk of up to 500 hashes, one script call).",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )
 #: Why: during a Redis outage the worker keeps consuming and queues its writes (coalesced

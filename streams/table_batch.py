@@ -2,19 +2,25 @@
 
 ``Table.__setitem__`` sends one changelog record per key through Faust's producer
 buffer (~400 µs of CPU each, measured) and does not wait for it: a commit can overtake a
-record still queued. A batch writes the store directly and sends the records straight
-to the producer (~60 µs each), then awaits the broker's acknowledgement, so the events
-behind the batch are acked only once their state is durable.
+record still queued. A batch writes the store directly and hands the records to aiokafka
+as one record batch per changelog partition (``create_batch``/``send_batch``: one future
+and one accumulator entry per partition, not per record), then awaits the broker's
+acknowledgement, so the events behind the batch are acked only once their state is
+durable. Records keep their order: a partition's batches are queued one after another,
+behind anything already queued for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
 from typing import Any, cast
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.structs import RecordMetadata
 from faust.serializers import codecs
 from faust.tables.base import Collection
-from faust.types import RecordMetadata, StoreT, TableT
+from faust.types import TP, StoreT, TableT
 
 __all__ = ["TableBatch"]
 
@@ -26,32 +32,50 @@ class TableBatch:
         self.table = table
         self.topic = table.changelog_topic.get_topic_name()
         collection = cast(Collection, table)  # the concrete class holds the serializers
-        self.key_serializer = collection.key_serializer or table.app.conf.key_serializer
-        self.value_serializer = collection.value_serializer or table.app.conf.value_serializer
+        self.key_codec = codecs.get_codec(
+            collection.key_serializer or table.app.conf.key_serializer
+        )
+        self.value_codec = codecs.get_codec(
+            collection.value_serializer or table.app.conf.value_serializer
+        )
         self.store = cast(StoreT, table.data)
-        self.pending: list[tuple[Any, Any, int]] = []
+        self.pending: dict[int, list[tuple[Any, Any]]] = {}
 
     def set(self, key: Any, value: Any, partition: int) -> None:
         """Set ``key`` now; ``partition`` is the source partition the key belongs to
         (Faust's rule: a table's changelog partition is its source event's partition)."""
         self.store[key] = value
-        self.pending.append((key, value, partition))
+        self.pending.setdefault(partition, []).append((key, value))
 
     async def commit(self) -> None:
-        producer = self.table.app.producer
-        sent: list[Awaitable[RecordMetadata]] = []
-        for key, value, partition in self.pending:
-            sent.append(
-                await producer.send(
-                    self.topic,
-                    codecs.dumps(self.key_serializer, key),
-                    codecs.dumps(self.value_serializer, value),
-                    partition=partition,
-                    timestamp=None,
-                    headers=None,
-                )
-            )
+        if not self.pending:
+            return
+        # Faust's aiokafka driver keeps the AIOKafkaProducer its own send() goes through.
+        producer: AIOKafkaProducer = self.table.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        dump_key, dump_value = self.key_codec.dumps, self.value_codec.dumps
+        sent: list[tuple[asyncio.Future[RecordMetadata], BatchBuilder]] = []
+        for partition, records in self.pending.items():
+            batch = producer.create_batch()
+            for key, value in records:
+                raw_key, raw_value = dump_key(key), dump_value(value)
+                if batch.append(key=raw_key, value=raw_value, timestamp=None) is None:
+                    # Full (producer_max_batch_size): send it and start the next, which
+                    # takes at least this one record whatever its size.
+                    sent.append((await self._send(producer, batch, partition), batch))
+                    batch = producer.create_batch()
+                    batch.append(key=raw_key, value=raw_value, timestamp=None)
+            sent.append((await self._send(producer, batch, partition), batch))
         self.pending.clear()
-        for future in sent:
+        last: dict[TP, int] = {}
+        for future, batch in sent:
             metadata = await future
-            self.store.set_persisted_offset(metadata.topic_partition, metadata.offset)
+            # A batch's records have consecutive offsets from its base offset.
+            last[metadata.topic_partition] = metadata.offset + batch.record_count() - 1
+        for tp, offset in last.items():
+            self.store.set_persisted_offset(tp, offset)
+
+    async def _send(
+        self, producer: AIOKafkaProducer, batch: BatchBuilder, partition: int
+    ) -> asyncio.Future[RecordMetadata]:
+        batch.close()  # else the producer's own send() may add records of others to it
+        return await producer.send_batch(batch, self.topic, partition=partition)
