@@ -168,5 +168,7 @@ def test_late_events_amend_closed_days_and_too_late_ones_are_dead_lettered(
             for earlier, later in pairwise(chain):
                 assert later["previous_indicator"] == earlier["indicator"], (sid, as_of)
             assert chain[-1]["indicator"] == new[sid]["indicator"], (sid, as_of)
-            assert chain[-1]["score"] == new[sid]["score"], (sid, as_of)
+            # No score check on the chain's end: a change is emitted when the indicator
+            # moves, and a later batch of late events may move the score alone (how the
+            # events fall into batches decides). Redis's final scores were checked above.
     assert moved > 0, "the held-back events should have moved some indicators"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -38,7 +37,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.engagement import newest_closable
 from connectors.events_file import FileReader
 from connectors.publisher import Rejected, Tick
-from leap.brokers import free_port
 from leap.policy import load_policy
 from leap.replay import DailyTotalsBook
 from leap.settings import Settings
@@ -47,6 +45,7 @@ from streams.day_record import day_breakdown
 from streams.redis_sink import PROBE_SECONDS, RedisSink
 from tests.integration.api_client import serve
 from tests.integration.leap_process import leap_running, wait_for
+from tests.integration.private_redis import PrivateRedis
 from tests.integration.test_pipeline import (
     GRACE,
     ZONE,
@@ -65,47 +64,6 @@ LAST = newest_closable(datetime.now(UTC), ZONE, GRACE)
 START = LAST - timedelta(days=DAYS - 1)
 #: Days imported before the outage; the rest are imported while Redis is down.
 BEFORE = 2
-
-
-class PrivateRedis:
-    """A ``redis-server`` of this test's own, that can be killed and started again, empty."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.log = workdir / "redis.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert self._proc is None
-        with self.log.open("ab") as out:
-            self._proc = subprocess.Popen(
-                [
-                    *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
-                    *("--save", "", "--appendonly", "no"),  # memory only: restarts empty
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(self._answers, 10, f"redis-server on port {self.port}", self.log)
-
-    def kill(self) -> None:
-        proc, self._proc = self._proc, None
-        assert proc is not None
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=2)
-
-    def _answers(self) -> bool:
-        client = self.client()
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
 
 
 @pytest.fixture

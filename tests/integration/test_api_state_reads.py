@@ -8,12 +8,10 @@ A private ``redis-server``, so its script cache and command counts are this test
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -21,43 +19,19 @@ import api.state_reads
 from api.state_reads import StateReads, read_states
 from leap.brokers import free_port
 from leap.state_keys import days_key, indicator_key
-from tests.integration.leap_process import wait_for
+from tests.integration.private_redis import PrivateRedis
 
 pytestmark = pytest.mark.integration
 
 PREFIX = "leap:"
 
 
-def _answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
 @pytest.fixture
 def fresh_redis_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path / "redis.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(
-            [
-                *("redis-server", "--port", str(port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no"),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        url = f"redis://127.0.0.1:{port}/0"
-        wait_for(lambda: _answers(url), 10, f"redis-server on port {port}", log)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server.url
+    server.kill()
 
 
 def state(sid: str) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
