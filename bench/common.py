@@ -14,11 +14,13 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import asyncpg
 import redis
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -114,6 +116,21 @@ def postgres_admin_dsn() -> str:
     return os.environ.get(
         "LEAP_BENCH_POSTGRES_DSN", "postgresql:///postgres?host=/var/run/postgresql"
     )
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(admin_dsn: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for one benchmark; yields its DSN, drops it afterwards."""
+    name = f"leapbench_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(admin_dsn)
+    dsn = f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
+    admin = await asyncpg.connect(admin_dsn)
+    await admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield dsn
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
 
 
 def bench_env(

@@ -32,7 +32,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import asyncpg
 import faust
@@ -51,6 +50,7 @@ from bench.common import (
     postgres_admin_dsn,
     print_table,
     quick,
+    scratch_database,
     synthetic_term,
 )
 from connectors.publisher import Tick
@@ -331,13 +331,7 @@ async def postgres(
     book: DailyTotalsBook, roster: Roster, as_of: date, runs: int
 ) -> tuple[float, list[float], dict[str, str]]:
     """(load seconds, query seconds per run, indicators) in a private database."""
-    admin_dsn = postgres_admin_dsn()
-    name = f"leapbench_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(admin_dsn)
-    dsn = f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    try:
+    async with scratch_database(postgres_admin_dsn()) as dsn:
         db = await asyncpg.connect(dsn)
         try:
             policy = roster.policy
@@ -375,9 +369,6 @@ async def postgres(
             return load, timings, {r["student_id"]: r["indicator"] for r in rows}
         finally:
             await db.close()
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 def main() -> None:

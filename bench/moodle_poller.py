@@ -21,10 +21,10 @@ import os
 import resource
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import asyncpg
 
+from bench.common import scratch_database
 from connectors.moodle import MoodleConfig
 from connectors.moodle_cli import run_poller
 from leap.brokers import KafkaBroker
@@ -75,12 +75,7 @@ FROM generate_series(1, {rows}) i;
 
 
 async def bench(bootstrap: str, admin_dsn: str, rows: int, batch_size: int) -> None:
-    name = f"leapbench_{uuid.uuid4().hex[:8]}"
-    parts = urlsplit(admin_dsn)
-    dsn = f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
-    admin = await asyncpg.connect(admin_dsn)
-    await admin.execute(f"CREATE DATABASE {name}")
-    try:
+    async with scratch_database(admin_dsn) as dsn:
         moodle = await asyncpg.connect(dsn)
         try:
             started = time.perf_counter()
@@ -106,9 +101,6 @@ async def bench(bootstrap: str, admin_dsn: str, rows: int, batch_size: int) -> N
             summary = await poller.run_once()
         elapsed = time.perf_counter() - started
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
     print(
         f"run_once: {rows} log rows scanned, {summary.read} matched, {summary.published} "
         f"published, {summary.rejected.total()} rejected, in {elapsed:.1f} s: "
