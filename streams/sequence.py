@@ -9,18 +9,24 @@ effects of the records before it are durable, and checks every record against it
 
 - an offset below it was processed already (a re-delivery): skipped;
 - an offset above it means records were skipped: the consumer is sent back to the position
-  (``Consumer.seek``) and nothing past the hole is processed until it is filled. A rebalance
-  can seek the consumer forward again (to Faust's committed offset, which may lie past the
-  hole), so while the hole stays open the consumer is sent back again, once a second.
+  (``Consumer.seek``) and nothing past the hole is processed until it is filled.
+
+A seek does not always hold. A rebalance can seek the consumer forward again (to Faust's
+committed offset, which may lie past the hole); and records Faust fetched before the seek
+are still handed over after it, moving its read offset past the hole again, so it drops
+the re-fetched records as already read. On a quiet partition nothing more arrives to show
+the hole is still open, so a watcher sends the consumer back once a second until the
+hole's first record is admitted, or the partition is no longer this worker's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from collections.abc import Iterable
 from typing import Any
 
+from aiokafka.errors import IllegalStateError
 from faust.types import EventT, TableT
 
 from streams.metrics import OFFSET_REWINDS
@@ -30,7 +36,7 @@ __all__ = ["InSequence"]
 
 log = logging.getLogger(__name__)
 
-#: While a hole stays open, the consumer is sent back to it at most this often.
+#: While a hole stays open, the consumer is sent back to it this often.
 REWIND_EVERY_SECONDS = 1.0
 
 
@@ -41,7 +47,8 @@ class InSequence:
         self.positions = positions
         self.name = name
         self._pending: dict[int, int] = {}
-        self._rewound: dict[int, tuple[int, float]] = {}  # partition -> (offset, when)
+        self._holes: dict[int, int] = {}  # partition -> the offset it waits for
+        self._watchers: dict[int, asyncio.Task[None]] = {}
 
     async def admit(self, events: Iterable[EventT]) -> list[EventT]:
         """The events to process now, in order; re-deliveries dropped, holes rewound."""
@@ -64,7 +71,7 @@ class InSequence:
                 continue
             admitted.append(event)
             expected[partition] = offset + 1
-            self._rewound.pop(partition, None)
+            self._holes.pop(partition, None)
         self._pending.update({p: o for p, o in expected.items() if o is not None})
         return admitted
 
@@ -87,12 +94,9 @@ class InSequence:
         return int(value) if value is not None else None
 
     async def _rewind(self, tp: Any, want: int, got: int) -> None:
-        now = time.monotonic()
-        offset, when = self._rewound.get(tp.partition, (None, 0.0))
-        if offset == want and now - when < REWIND_EVERY_SECONDS:
-            return  # just sent back there; the records before the hole should come next
-        self._rewound[tp.partition] = (want, now)
-        OFFSET_REWINDS.labels(self.name).inc()
+        if self._holes.get(tp.partition) == want:
+            return  # sent back there already; the watcher repeats it while the hole is open
+        self._holes[tp.partition] = want
         log.warning(
             "%s: the consumer skipped %s[%d] offsets %d..%d; reading them again",
             self.name,
@@ -101,4 +105,31 @@ class InSequence:
             want,
             got - 1,
         )
-        await self.positions.app.consumer.seek(tp, want)
+        await self._seek(tp, want)
+        watcher = self._watchers.get(tp.partition)
+        if watcher is None or watcher.done():
+            self._watchers[tp.partition] = asyncio.create_task(self._watch(tp))
+
+    async def _watch(self, tp: Any) -> None:
+        """Send the consumer back to ``tp``'s hole once a second while it stays open."""
+        consumer = self.positions.app.consumer
+        while True:
+            await asyncio.sleep(REWIND_EVERY_SECONDS)
+            want = self._holes.get(tp.partition)
+            if want is None:
+                return  # filled
+            if tp not in consumer.assignment():
+                self._holes.pop(tp.partition, None)  # its new owner checks its own position
+                return
+            log.info(
+                "%s: %s[%d] still waits for offset %d", self.name, tp.topic, tp.partition, want
+            )
+            try:
+                await self._seek(tp, want)
+            except IllegalStateError:  # revoked since the check above
+                self._holes.pop(tp.partition, None)
+                return
+
+    async def _seek(self, tp: Any, offset: int) -> None:
+        OFFSET_REWINDS.labels(self.name).inc()
+        await self.positions.app.consumer.seek(tp, offset)
