@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from api.access import Roster
 from api.auth import Verifier
+from api.closable import ClosableDay
 from api.cohorts import distribution
 from api.contact import contact_preference
 from api.database import Database
@@ -126,6 +127,7 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.redis = open_redis(settings.redis_url)
         stack.push_async_callback(app.state.redis.aclose)
         app.state.state_reads = StateReads(app.state.redis, settings.redis_prefix)
+        app.state.closable_day = ClosableDay(settings.zone, settings.day_close_grace)
         app.state.database = Database(settings.postgres_dsn)
         stack.push_async_callback(app.state.database.close)
         await app.state.database.open()

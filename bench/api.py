@@ -3,14 +3,20 @@
 Writes a cohort's indicator and per-day state to Redis (the worker's layout,
 ``leap.state_keys``), starts ``leap api`` (roster from ``LEAP_STUDENTS``, contact
 preferences followed from a fresh topic, as in production) and a bare Starlette app
-returning a constant body of the same size (bench/api_server.py: uvicorn's defaults, as
-``leap api``), each its own process, then loads each from a separate process with Debian's
-``wrk``, the servers alternated round by round:
+returning a constant body of the same size (bench/api_server.py), each its own process,
+then loads each from a separate process with Debian's ``wrk``, the servers alternated
+round by round. Both are served by ``uvicorn.run`` with its defaults, so on the same stack:
+one process, access log on, and the event loop and HTTP parser uvicorn picks, which are
+asyncio and h11 unless uvloop and httptools are importable (they are not installed with
+LEAP; put them on ``PYTHONPATH`` to measure both servers with them). Two loads:
 
 * at fixed concurrency (``-c 32``, one wrk thread), as fast as it answers: requests/s, p50, p99;
-* paced near 1,000 requests/s: 12 connections, each waiting 10 ms (wrk's ``delay()``)
-  between its requests. wrk is not wrk2: this is not a constant-rate schedule, so the
-  latency is reported at the rate achieved, and queueing delay is not corrected for.
+* paced at a constant 1,000 requests/s (``--rate``), as wrk2 does it (wrk2 is not packaged
+  in Debian): :data:`PACED_CONNECTIONS` connections, one wrk thread each, each sending on
+  its own fixed schedule (``PACED_SCRIPT``'s ``delay()``, the clock read through LuaJIT's
+  FFI). A connection that falls behind sends its next request at once, and latency is
+  measured from when a request was *due*, not from when it went out: a server that
+  stalls is charged for the requests it held up (no coordinated omission).
 
 Every request carries a real RS256 bearer JWT (``leap.tokens.mint``): a *student* token for
 the student's own record, round robin over ``--tokens`` students, so no audit row is
@@ -72,7 +78,9 @@ LABELS = {
     "baseline": "LEAP API, baseline tree",
     "bare": "bare Starlette handler",
 }
-LOADS = {"flat": "32 connections, unpaced", "paced": "12 connections, 10 ms pacing"}
+LOADS = {"flat": "32 connections, unpaced", "paced": "{rate} requests/s constant, from due time"}
+#: Connections of the paced load, each its own wrk thread (so each has its own schedule).
+PACED_CONNECTIONS = 10
 ISSUER, AUDIENCE = "https://idp.bench.leap", "leap-bench"
 AS_OF = date(2026, 10, 12)
 #: This checkout: ``leap api`` runs from here unless a baseline tree is given.
@@ -87,7 +95,64 @@ request = function()
     return wrk.format("GET", "/v1/students/" .. ids[i] .. "/engagement",
                       {["Authorization"] = "Bearer " .. tokens[i]})
 end
-%(delay)s
+"""
+
+#: A constant-rate load: each connection (its own thread) is due to send every
+#: ``interval``, staggered across connections; latency counts from the due time when a
+#: connection is behind, else from when the request went out (the timer fires at or after
+#: it, at millisecond resolution). ``done`` writes the percentiles for :func:`wrk` to read.
+PACED_SCRIPT = """
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } leap_timespec;
+int clock_gettime(int clk_id, leap_timespec *tp);
+]]
+local clock = ffi.new("leap_timespec")
+local function now_us()
+    ffi.C.clock_gettime(1, clock)  -- CLOCK_MONOTONIC
+    return tonumber(clock.tv_sec) * 1e6 + tonumber(clock.tv_nsec) / 1e3
+end
+local ids = {%(ids)s}
+local tokens = {%(tokens)s}
+local connections, rate = %(connections)d, %(rate)d
+local threads = {}
+function setup(thread)
+    thread:set("offset", #threads)
+    table.insert(threads, thread)
+end
+local n, i, interval, due, start, behind
+latencies = {}
+function init(args)
+    n, i = #ids, offset %% #ids
+    interval = 1e6 * connections / rate
+end
+function delay()
+    local now = now_us()
+    due = due and due + interval or now + interval * offset / connections
+    behind = now >= due
+    return behind and 0 or math.ceil((due - now) / 1000)
+end
+function request()
+    i = i %% n + 1
+    local sent = now_us()
+    start = behind and due or math.max(due or sent, sent)
+    return wrk.format("GET", "/v1/students/" .. ids[i] .. "/engagement",
+                      {["Authorization"] = "Bearer " .. tokens[i]})
+end
+function response(status, headers, body)
+    latencies[#latencies + 1] = now_us() - start
+end
+function done(summary, latency, requests)
+    local all = {}
+    for _, thread in ipairs(threads) do
+        for _, us in ipairs(thread:get("latencies")) do all[#all + 1] = us end
+    end
+    table.sort(all)
+    for _, p in ipairs({50, 99}) do
+        local ms = all[math.ceil(#all * p / 100)] / 1000
+        io.write(string.format("due-time p%%d %%.3f ms\\n", p, ms))
+    end
+end
 """
 
 #: (label, patterns). A sample belongs to the first of these that any of its frames
@@ -131,9 +196,12 @@ def write_state(client: redis.Redis, prefix: str, ids: list[str]) -> None:
                 "updated_at": "2026-10-13T02:00:00+00:00",
             },
         )
-        days = {
+        days = {  # each student's days their own values, as in production
             (AS_OF - timedelta(days=d)).isoformat(): json.dumps(
-                {"engagement": 12.5, "sources": {"attendance": 1.0, "moodle": 9.0}}
+                {
+                    "engagement": 12.5 + (n + d) % 7,
+                    "sources": {"attendance": 1.0, "moodle": 9.0 + n % 5},
+                }
             )
             for d in range(-1, 8)
         }
@@ -177,28 +245,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrk(url: str, script: Path, connections: int, seconds: int, pid: int) -> dict[str, float]:
+def wrk(
+    url: str, script: Path, connections: int, seconds: int, pid: int, threads: int = 1
+) -> dict[str, float]:
     """wrk's figures, and the server's CPU time per request: on a busy machine that varies
-    far less than requests/s, which depend on how much CPU the server was given."""
+    far less than requests/s, which depend on how much CPU the server was given. The
+    percentiles are the script's own (from due times) where it writes them."""
     cpu = cpu_seconds(pid)
     done = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        [
+            *("wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"),
+            *("-s", str(script), url),
+        ],
         capture_output=True,
         text=True,
         check=True,
     )
     cpu = cpu_seconds(pid) - cpu
+    if done.stderr:  # a script that fails to load would leave wrk sending GET /
+        raise SystemExit(f"wrk: {done.stderr}")
     out = done.stdout
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
+    due = dict(re.findall(r"^due-time p(\d+) ([0-9.]+) ms$", out, re.M))
     return {
         "rps": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),  # type: ignore[union-attr]
         "cpu_us": cpu * 1e6 / int(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
-        "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
-        "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
+        "p50": float(due["50"]) if due else _wrk_percentile(out, 50),
+        "p99": float(due["99"]) if due else _wrk_percentile(out, 99),
         "failed": float(failed.group(1)) if failed else 0.0,
         "socket_errors": 1.0 if errors else 0.0,
     }
+
+
+def _wrk_percentile(out: str, p: int) -> float:
+    """Milliseconds at wrk's own ``p``th percentile (from when each request went out)."""
+    return _ms(re.search(rf"^\s+{p}%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
 
 
 def _ms(text: str) -> float:
@@ -253,6 +335,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=200, help="Students the load rotates over.")
     parser.add_argument("--seconds", type=int)
     parser.add_argument(
+        "--rate", type=int, default=1000, help="Requests/s of the paced load (constant rate)."
+    )
+    parser.add_argument(
         "--baseline-tree", type=Path, help="Also run `leap api` from this copy of the code."
     )
     parser.add_argument("--profile", type=Path, help="Write py-spy samples here and summarise.")
@@ -298,10 +383,13 @@ def main() -> None:
             "ids": ", ".join(f'"{i}"' for i in ids),
             "tokens": ", ".join(f'"{t}"' for t in tokens),
         }
-        scripts = {"flat": (workdir / "flat.lua", 32), "paced": (workdir / "paced.lua", 12)}
-        scripts["flat"][0].write_text(SCRIPT % {**lua, "delay": ""})
+        scripts = {
+            "flat": (workdir / "flat.lua", 32, 1),
+            "paced": (workdir / "paced.lua", PACED_CONNECTIONS, PACED_CONNECTIONS),
+        }
+        scripts["flat"][0].write_text(SCRIPT % lua)
         scripts["paced"][0].write_text(
-            SCRIPT % {**lua, "delay": "delay = function() return 10 end"}
+            PACED_SCRIPT % {**lua, "connections": PACED_CONNECTIONS, "rate": args.rate}
         )
         ports = {name: free_port() for name in (*trees, "bare")}
         pids: dict[str, int] = {}
@@ -338,9 +426,9 @@ def main() -> None:
                 results: dict[str, list[dict[str, float]]] = {}
                 for _ in range(runs):  # alternated, so all see the same noise
                     for name, port in ports.items():
-                        for load, (script, conns) in scripts.items():
+                        for load, (script, conns, threads) in scripts.items():
                             url = f"http://127.0.0.1:{port}"
-                            figures = wrk(url, script, conns, seconds, pids[name])
+                            figures = wrk(url, script, conns, seconds, pids[name], threads)
                             results.setdefault(f"{name} {load}", []).append(figures)
                             print(f"  {name} {load}: {figures}", flush=True)
                 profiles = {}
@@ -350,7 +438,8 @@ def main() -> None:
                         profiles[name] = args.profile / f"{name}.txt"
                         with sampled(pids[name], profiles[name]):
                             url = f"http://127.0.0.1:{ports[name]}"
-                            wrk(url, *scripts["flat"], seconds, pids[name])
+                            script, conns, _ = scripts["flat"]
+                            wrk(url, script, conns, seconds, pids[name])
         finally:
             cleanup_redis(settings.redis_url, settings.redis_prefix)
             client.close()
@@ -368,11 +457,11 @@ def main() -> None:
         ]
 
     print_table(
-        f"API: {len(answer.content):,}-byte engagement record, wrk -t1, {seconds} s per run, "
+        f"API: {len(answer.content):,}-byte engagement record, {seconds} s per run, "
         f"medians of {runs}",
         ["server and load", "requests/s", "p50 ms", "p99 ms", "server CPU µs/request", "errors"],
         [
-            row(f"{name} {load}", f"{LABELS[name]}, {LOADS[load]}")
+            row(f"{name} {load}", f"{LABELS[name]}, {LOADS[load].format(rate=f'{args.rate:,}')}")
             for load in LOADS
             for name in ports
         ],
