@@ -14,23 +14,39 @@ Builds ``--days`` days of daily totals for ``--students`` synthetic students (a
    book, as ``streams.app.create_app`` wires them on one worker (without PostgreSQL
    history, whose upserts run in the background). The day before the last
    is closed first (everyone's first indicator, so everyone "changes"), then the last
-   day (only real changes);
+   day (only real changes) in the steady state: the tables also hold a day of records
+   just past the days kept (a copy of the first day's), which that close purges, as
+   every close does once a deployment has run for longer than they are kept. After each
+   partition's close the producer is flushed, as the agent's commit does (``InSequence``);
 3. PostgreSQL: the same computation as one SQL query over a table of
    (student, day, source, units) — window sum with weights and caps, ``percentile_cont``
    median per cohort, bands with CASE — in a private database. The worker's indicators
    and PostgreSQL's are checked against replay's.
 
+``--baseline-tree DIR`` times only the worker's closes (2.), from this tree and from the
+code in DIR (``git archive REV | tar -x -C DIR``), each in its own process, alternating
+which goes first, for a before/after on the same machine and data.
+
     python -m bench.day_close                       # 50,000 students, 8 days
     python -m bench.day_close --students 10000 --runs 3
+    python -m bench.day_close --baseline-tree /tmp/before --runs 5
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
@@ -41,6 +57,7 @@ from faust.serializers import codecs
 from faust.types import EventT
 from prometheus_client import REGISTRY
 
+import streams.day_close
 from bench.common import (
     bench_parser,
     cleanup_redis,
@@ -166,10 +183,30 @@ class CloseTimes:
     stage2: float  # CohortBanding: bands, changes acked, tables written
     redis: float  # RedisSink flushed
     changes: int
+    purge: float  # of stage1: old day records dropped, their changelog records acked
+    purged: int  # day records dropped
+    cpu: float  # this process's CPU seconds for the whole close (what contention inflates less)
+    purge_cpu: float  # of which the purge's
 
     @property
     def total(self) -> float:
         return self.stage1 + self.reports + self.stage2 + self.redis
+
+
+class _Spent:
+    """Wall-clock and CPU seconds spent in one part of a close, summed over its calls."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    @contextlib.contextmanager
+    def timing(self) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.wall += time.perf_counter() - wall
+            self.cpu += time.process_time() - cpu
 
 
 class Worker:
@@ -222,6 +259,8 @@ class Worker:
                 engagement_alert_codec(None, settings.alerts_topic),
             ),
         )
+        self.purge = _Spent()
+        self._time_purges()
         self.banding = CohortBanding(
             roster.policy,
             roster,
@@ -238,7 +277,32 @@ class Worker:
             bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
         )
 
-    async def start(self) -> None:
+    def _time_purges(self) -> None:
+        """Time the close's purge of old day records wherever it is made durable: in a
+        TableBatch committed by the close, or (the code before it) in Faust's producer
+        buffer flushed after the close, which ``close`` then adds to ``purge``."""
+        forget = self.closer._forget_day_records
+
+        def timed_forget(*args: Any) -> None:
+            with self.purge.timing():
+                forget(*args)
+
+        self.closer._forget_day_records = timed_forget  # type: ignore[method-assign, assignment]
+        batch = getattr(streams.day_close, "TableBatch", None)
+        self.purge_flushed = batch is None
+        if batch is not None:
+            worker = self
+
+            class TimedBatch(batch):  # type: ignore[misc, valid-type]
+                async def commit(self) -> None:
+                    with worker.purge.timing():
+                        await super().commit()
+
+            streams.day_close.TableBatch = TimedBatch  # type: ignore[misc]
+
+    async def start(self, purged_day: date) -> None:
+        """Create the topics, load the book into the tables, and a copy of its first
+        day's records dated ``purged_day`` (for a close to purge)."""
         s, n = self.settings, self.settings.partitions
         names = [s.cohort_scores_topic, s.indicator_changes_topic, s.alerts_topic]
         names += [t.changelog_topic.get_topic_name() for t in self.tables]
@@ -252,21 +316,28 @@ class Worker:
         for t in self.tables:  # the stand-in events' topic has the tables' partitions
             t._verified_source_topics_for_partitions.add(SOURCE_TOPIC)  # type: ignore[attr-defined]
         store = self.daily_totals.data
+        first = min(day for days in self.book.totals.values() for day in days)
         for sid, days in self.book.totals.items():
             for day, sources in days.items():
                 store[totals_key(sid, day)] = DayRecord(dict(sources)).to_table()
+            if first in days:
+                store[totals_key(sid, purged_day)] = DayRecord(dict(days[first])).to_table()
         await self.reports.start()
         partitions = [TopicPartition(s.cohort_scores_topic, p) for p in range(n)]
         self.reports.assign(partitions)
         await self.reports.seek_to_beginning(*partitions)
 
     async def close(self, day: date, history_starts: date) -> CloseTimes:
-        changes = _changes()
-        started = time.perf_counter()
+        changes, records = _changes(), len(self.daily_totals.data)
+        self.purge = purge = _Spent()
+        cpu, started = time.process_time(), time.perf_counter()
         for partition in range(self.settings.partitions):
             event = cast(EventT, _Event(partition))
             await self.closer.close(event, day, history_starts)
+            with purge.timing() if self.purge_flushed else contextlib.nullcontext():
+                await self.app.producer.flush()  # what the agent's commit does first
         stage1 = time.perf_counter()
+        purged = records - len(self.daily_totals.data)
         expected = self.settings.partitions * len(self.roster.cohorts())
         reports: list[tuple[dict[str, Any], int]] = []
         while len(reports) < expected:
@@ -281,7 +352,15 @@ class Worker:
         await self.sink.flush()
         done = time.perf_counter()
         return CloseTimes(
-            stage1 - started, read - stage1, stage2 - read, done - stage2, _changes() - changes
+            stage1 - started,
+            read - stage1,
+            stage2 - read,
+            done - stage2,
+            _changes() - changes,
+            purge.wall,
+            purged,
+            time.process_time() - cpu,
+            purge.cpu,
         )
 
     def indicators(self) -> dict[str, dict[str, str]]:
@@ -317,7 +396,7 @@ async def worker_run(
     )
     worker = Worker(settings, roster, book)
     try:
-        await worker.start()
+        await worker.start(as_of - timedelta(days=worker.closer.keep_days + 1))
         first_day = await worker.close(as_of - timedelta(days=1), first)
         next_day = await worker.close(as_of, first)
         return first_day, next_day, worker.indicators()
@@ -371,33 +450,134 @@ async def postgres(
             await db.close()
 
 
+@dataclass
+class Term:
+    """The synthetic term every measurement reads."""
+
+    people: list[Any]
+    book: DailyTotalsBook
+    roster: Roster
+    as_of: date
+    first: date
+
+
+def build_term(students: int, days: int, base: Settings) -> Term:
+    started = time.perf_counter()
+    people, term = synthetic_term(students, days, base)
+    book = DailyTotalsBook(base.zone)
+    book.add_all(i for i in term.items() if not isinstance(i, Tick))
+    policy = load_policy(base.policy)
+    roster = Roster(load_institution(base.institution), policy, base.partitions, people)
+    first = min(day for days in book.totals.values() for day in days)
+    rows_count = sum(len(s) for d in book.totals.values() for s in d.values())
+    print(
+        f"{len(roster):,} students in scope on {base.partitions} partitions, {days} days, "
+        f"{rows_count:,} (student, day, source) totals, built in "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+        file=sys.stderr,
+    )
+    return Term(people, book, roster, term.last_day, first)
+
+
+#: A child process of ``--baseline-tree``: the code under test first on its path, then a
+#: copy of this script (the tree's own may predate what it measures).
+CHILD = (
+    "import sys; sys.path[:0] = sys.argv[1:3]; del sys.argv[1:3]; "
+    "import day_close_bench; day_close_bench.child()"
+)
+
+
+def child() -> None:
+    """One worker run (the first day's close, then the steady state's), as JSON on stdout."""
+    parser = bench_parser(__doc__)
+    parser.add_argument("--students", type=int, required=True)
+    parser.add_argument("--days", type=int, required=True)
+    args = parser.parse_args()
+    base = Settings()  # type: ignore[call-arg]
+    term = build_term(args.students, args.days, base)
+    with kafka_bootstrap() as bootstrap:
+        settings = base.model_copy(update={"kafka_bootstrap": bootstrap})
+        first_day, next_day, _ = asyncio.run(
+            worker_run(settings, term.roster, term.book, term.as_of, term.first)
+        )
+    print(json.dumps({"first": asdict(first_day), "next": asdict(next_day)}))
+
+
+def compare_trees(baseline: Path, students: int, days: int, runs: int) -> None:
+    """The worker's closes from ``baseline`` and from this tree, in turns (see --help)."""
+    here = Path(__file__).resolve().parents[1]
+    trees = {"before": baseline.resolve(), "after": here}
+    found: dict[str, list[dict[str, CloseTimes]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="leap-day-close-") as scripts:
+        shutil.copy(Path(__file__), Path(scripts) / "day_close_bench.py")
+        sizes = ["--students", str(students), "--days", str(days)]
+        for run in range(runs):
+            order = list(trees) if run % 2 == 0 else list(trees)[::-1]
+            for name in order:
+                out = subprocess.run(
+                    [sys.executable, "-c", CHILD, str(trees[name]), scripts, *sizes],
+                    cwd=trees[name],
+                    check=True,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                ).stdout
+                result = json.loads(out.strip().splitlines()[-1])
+                found[name].append({k: CloseTimes(**v) for k, v in result.items()})
+                closes = found[name][-1]
+                print(
+                    f"  {name}: first day {closes['first'].total:.2f} s "
+                    f"({closes['first'].cpu:.2f} s CPU), steady state "
+                    f"{closes['next'].total:.2f} s ({closes['next'].cpu:.2f} s CPU; purge "
+                    f"{closes['next'].purge:.2f} s, {closes['next'].purge_cpu:.2f} s CPU, "
+                    f"{closes['next'].purged:,} records)",
+                    flush=True,
+                )
+    rows: list[list[Any]] = []
+    for label, which, part in (
+        ("first-day close (everyone's first indicator)", "first", "total"),
+        ("  of which CohortBanding (stage 2)", "first", "stage2"),
+        ("  of which RedisSink flushed", "first", "redis"),
+        ("  CPU seconds", "first", "cpu"),
+        ("steady-state close (a day of records purged)", "next", "total"),
+        ("  of which the purge, acked", "next", "purge"),
+        ("  CPU seconds", "next", "cpu"),
+        ("  of which the purge's", "next", "purge_cpu"),
+    ):
+        before = median([getattr(c[which], part) for c in found["before"]])
+        after = median([getattr(c[which], part) for c in found["after"]])
+        rows.append([label, before, after, f"x{before / after:.2f}"])
+    purged = int(median([c["next"].purged for c in found["after"]]))
+    print_table(
+        f"Day close at {students:,} students, before ({baseline}) and after (this tree), "
+        f"medians of {runs} interleaved runs; {purged:,} day records purged",
+        ["close", "before, s", "after, s", "speed-up"],
+        rows,
+    )
+
+
 def main() -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--students", type=int)
     parser.add_argument("--days", type=int, default=8)
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="Time only the worker's closes, from this tree and DIR, interleaved.",
+    )
     args = parser.parse_args()
     small = quick(args)
     students = args.students or (10_000 if small else 50_000)
     runs = args.runs or 3
+    if args.baseline_tree is not None:
+        compare_trees(args.baseline_tree, students, args.days, runs)
+        return
     base = Settings()  # type: ignore[call-arg]
     policy = load_policy(base.policy)
     institution = load_institution(base.institution)
-
-    started = time.perf_counter()
-    people, term = synthetic_term(students, args.days, base)
-    book = DailyTotalsBook(base.zone)
-    book.add_all(i for i in term.items() if not isinstance(i, Tick))
-    reference = {s.student_id: s for s in people}
-    roster = Roster(institution, policy, base.partitions, people)
-    as_of = term.last_day
-    first = min(day for days in book.totals.values() for day in days)
-    rows_count = sum(len(s) for d in book.totals.values() for s in d.values())
-    print(
-        f"{len(roster):,} students in scope on {base.partitions} partitions, {args.days} days, "
-        f"{rows_count:,} (student, day, source) totals, built in "
-        f"{time.perf_counter() - started:.1f} s",
-        flush=True,
-    )
+    term = build_term(students, args.days, base)
+    book, roster, as_of, first = term.book, term.roster, term.as_of, term.first
+    reference = {s.student_id: s for s in term.people}
 
     replay_s, windows_s = [], []
     first_days: list[CloseTimes] = []
@@ -422,7 +602,8 @@ def main() -> None:
                 f"  scoring: replay {replay_s[-1]:.2f} s, worker's windows {windows_s[-1]:.2f} s; "
                 f"worker close, first day {first_day.total:.2f} s "
                 f"({first_day.changes:,} changes), next day {next_day.total:.2f} s "
-                f"({next_day.changes:,} changes)",
+                f"({next_day.changes:,} changes, {next_day.purged:,} records purged in "
+                f"{next_day.purge:.2f} s)",
                 flush=True,
             )
     load_s, sql_s, sql_indicators = asyncio.run(postgres(book, roster, as_of, runs))
@@ -458,6 +639,12 @@ def main() -> None:
         ):
             seconds = median([getattr(c, part) for c in closes])
             rows.append([f"  {what}", seconds, n / seconds])
+        if label == "next day":
+            seconds = median([c.purge for c in closes])
+            purged = int(median([c.purged for c in closes]))
+            rows.append(
+                [f"  of DayCloser: {purged:,} old day records purged", seconds, n / seconds]
+            )
     rows += [
         ["PostgreSQL: the same computation, one query", sql, n / sql],
         ["PostgreSQL: loading the totals (COPY + ANALYZE, once)", load_s, n / load_s],

@@ -8,6 +8,10 @@ and one accumulator entry per partition, not per record), then awaits the broker
 acknowledgement, so the events behind the batch are acked only once their state is
 durable. Records keep their order: a partition's batches are queued one after another,
 behind anything already queued for it.
+
+A deletion is a tombstone, as ``del table[key]`` sends (``Table.on_key_del``: the key,
+value None): recovery drops the key (each store's ``apply_changelog_batch``) and
+compaction forgets it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from faust.serializers import codecs
 from faust.tables.base import Collection
 from faust.types import TP, StoreT, TableT
 
-__all__ = ["TableBatch"]
+__all__ = ["DELETED", "TableBatch"]
+
+#: A pending deletion's value (not None: setting a key to None is a write, as in Faust).
+DELETED = object()
 
 
 class TableBatch:
@@ -39,6 +46,7 @@ class TableBatch:
             collection.value_serializer or table.app.conf.value_serializer
         )
         self.store = cast(StoreT, table.data)
+        #: per changelog partition, (key, value or ``DELETED``) in order
         self.pending: dict[int, list[tuple[Any, Any]]] = {}
 
     def set(self, key: Any, value: Any, partition: int) -> None:
@@ -46,6 +54,12 @@ class TableBatch:
         (Faust's rule: a table's changelog partition is its source event's partition)."""
         self.store[key] = value
         self.pending.setdefault(partition, []).append((key, value))
+
+    def delete(self, key: Any, partition: int) -> None:
+        """Remove ``key`` now (if there); ``partition`` as for ``set``. The tombstone is
+        sent even for a key already gone: a deletion repeated after a crash is harmless."""
+        self.store.pop(key, None)
+        self.pending.setdefault(partition, []).append((key, DELETED))
 
     async def commit(self) -> None:
         if not self.pending:
@@ -57,7 +71,8 @@ class TableBatch:
         for partition, records in self.pending.items():
             batch = producer.create_batch()
             for key, value in records:
-                raw_key, raw_value = dump_key(key), dump_value(value)
+                raw_key = dump_key(key)
+                raw_value = None if value is DELETED else dump_value(value)
                 if batch.append(key=raw_key, value=raw_value, timestamp=None) is None:
                     # Full (producer_max_batch_size): send it and start the next, which
                     # takes at least this one record whatever its size.

@@ -2,8 +2,9 @@
 
 What it keeps between closes must not outlive its truth: windows kept for students are
 dropped when partitions are revoked (another worker may amend their days meanwhile), and
-day records past every use are dropped for the closing partition only, found with one pass
-over the table per cutoff date however many partitions close.
+day records past every use are dropped for the closing partition only (a tombstone each, on
+its changelog partition), found with one pass over the table per cutoff date however many
+partitions close.
 """
 
 from __future__ import annotations
@@ -13,32 +14,19 @@ from typing import Any, cast
 
 import faust
 import pytest
-from faust.types import EventT
 
 from leap.institution import Institution
 from leap.policy import load_policy
 from leap.reference import partition_for
 from leap.roster import Roster
 from leap.settings import Settings
-from streams.current_event import processing
 from streams.day_close import DayCloser
 from streams.day_record import DayRecord, totals_key
+from streams.table_batch import DELETED, TableBatch
 
 POLICY = load_policy()
 DAY = date(2026, 10, 26)
 STUDENTS = [f"S{1_000_000 + n}" for n in range(40)]
-
-
-class _Message:
-    topic = "leap.activity"
-
-    def __init__(self, partition: int) -> None:
-        self.partition = partition
-
-
-class _Event:
-    def __init__(self, partition: int) -> None:
-        self.message = _Message(partition)
 
 
 @pytest.fixture
@@ -74,10 +62,14 @@ def test_old_day_records_are_dropped_for_the_closing_partition_only(closer: DayC
         return keys()
 
     store.keys = counted_keys  # type: ignore[method-assign]
+    oldest = f"|{(DAY - timedelta(days=29)).isoformat()}"
     for partition in range(4):
-        with processing(cast(EventT, _Event(partition))):
-            closer._forget_day_records(partition, before)
-        left = {k for k in store if k.endswith(f"|{(DAY - timedelta(days=29)).isoformat()}")}
+        purge = TableBatch(closer.daily_totals)
+        closer._forget_day_records(partition, before, purge)
+        left = {k for k in store if k.endswith(oldest)}
         assert {partition_for(k.split("|")[0], 4) for k in left} == set(range(partition + 1, 4))
+        # one tombstone a record dropped, on the closing partition's changelog
+        dropped = [sid for sid in STUDENTS if partition_for(sid, 4) == partition]
+        assert purge.pending == {partition: [(f"{sid}{oldest}", DELETED) for sid in dropped]}
     assert scans == 1  # one pass over the table for the cutoff, not one a partition
     assert len(store) == 3 * len(STUDENTS)  # today, 27 and 28 days back are kept
