@@ -84,6 +84,7 @@ from streams.cohort_banding import CohortBanding
 from streams.current_event import processing
 from streams.day_close import DayCloser
 from streams.day_record import DayRecord, totals_key
+from streams.indicator_record import indicator_state
 from streams.redis_sink import RedisSink
 from streams.student_windows import StudentWindows
 
@@ -364,7 +365,11 @@ class Worker:
         )
 
     def indicators(self) -> dict[str, dict[str, str]]:
-        return {sid: value["state"] for sid, value in self.tables[2].data.items()}
+        return {
+            sid: state
+            for sid, value in self.tables[2].data.items()
+            if (state := indicator_state(sid, value)) is not None
+        }
 
     async def stop(self) -> None:
         await self.reports.stop()

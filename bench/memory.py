@@ -1,20 +1,36 @@
 """Memory: what the worker holds per student, at 10,000 and 50,000 students.
 
-The worker's state lives in Faust tables whose in-memory store keeps the values the
-worker writes (``streams.table_batch``): this builds those same values from a synthetic
-term, in a fresh process per size so its RSS is not muddied by earlier runs:
+The worker's state lives in Faust's in-memory stores (a dict per table, holding the
+values the worker writes: ``streams.table_batch``) and in the windows the day closer
+keeps (``streams.student_windows``). This builds that state from a synthetic term with
+the worker's own code, in a fresh process per measurement so its RSS is not muddied:
 
-* ``daily_totals``: key ``"sid|YYYY-MM-DD"`` -> ``DayRecord.to_table()``
-  (``streams.day_record``), counted as ``streams.activity`` counts: each event read into
-  its day record, each touched record written once at the end of a batch (here a day);
-* ``indicators``: one ``{"indicator", "as_of", "state": {11 fields}}`` per student;
-* ``cohort_rounds``: each closed day's reports, ``[score, window, breakdown]`` per
-  student, kept ``lateness_horizon_days + 1`` days (``streams.cohort_banding``);
+* ``daily_totals``: ``"sid|YYYY-MM-DD"`` -> ``DayRecord.to_table()``, counted as
+  ``streams.activity`` counts (each touched record written once at a batch's end);
+* the day closer's windows: ``StudentWindows.close`` for each partition and day of the
+  last ``lateness_horizon_days + 1`` days (slid from one day to the next, as a worker does);
+* ``cohort_rounds``: those days' reports, each partition's as the JSON text of
+  ``streams.day_close`` lines under ``cohort|day|partition``, and each round's marker
+  (``streams.cohort_banding``);
+* ``indicators``: each student's state as ``CohortBanding._band`` builds it, stored as
+  the code measured stores it;
+* ``alerts``: ``{"raised": day}`` for each student inactive for the institution's
+  no-engagement days (``leap.alerts.inactive_days``);
+* ``partition_clocks``, ``activity_positions``, ``banding_positions``: per partition.
 
-then reports process RSS growth per student (allocator overhead included) and each
-part's deep size, for 8 days and for the 28 days of day records the worker keeps.
+Each is measured twice: as written by a running worker ("written"), and as a worker
+holds it after recovering it from the changelog ("recovered"): every record through the
+tables' JSON serializer into Faust's real memory store, which also maps each key to its
+partition, in a fresh process. It reports RSS growth per student (allocator overhead
+included) and each part's deep size, split into key strings, values, and the dicts; and,
+apart, the RSS of the reference data (the roster, with ``leap.reference``'s partition
+cache), which a worker holds per student whatever its state.
+
+``--baseline-tree DIR`` measures another copy of the code too (e.g. ``git archive REV``
+unpacked there), interleaved, for a before/after on the same machine and data.
 
     python -m bench.memory      # 10k and 50k students, 8 and 28 days each
+    python -m bench.memory --quick --baseline-tree /tmp/before
 """
 
 from __future__ import annotations
@@ -24,18 +40,46 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
+import tempfile
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
-from bench.common import bench_parser, print_table, quick, rss_kib, synthetic_term
+import faust
+import orjson
+from faust.serializers import codecs
+
+import streams
+from bench.common import bench_parser, median, print_table, quick, rss_kib, synthetic_term
 from connectors.publisher import Tick
-from leap.scoring import local_date, to_milli
+from leap.alerts import inactive_days
+from leap.institution import load_institution
+from leap.policy import load_policy
+from leap.reference import partition_for
+from leap.roster import Roster
+from leap.scoring import LABELS, local_date, score_cohort, to_milli
 from leap.settings import Settings
-from streams.day_record import DayRecord, day_fingerprints, event_fingerprint, totals_key
+from streams.day_close import _entry
+from streams.day_record import DayRecord, day_sources, event_fingerprint, totals_key
+from streams.student_windows import StudentWindows
+
+# A tree from before streams.indicator_record stored the state dict itself (imported only
+# from the tree measured: the editable install would find this checkout's otherwise).
+HAS_INDICATOR_RECORD = Path(streams.__file__).with_name("indicator_record.py").exists()
 
 #: Days of day records kept by the worker: longest window (21, part-time) + lateness (7).
 KEPT_DAYS = 28
-ROUND_DAYS = 8  # lateness horizon + 1
+HERE = Path(__file__).resolve().parent.parent
+TABLES = (
+    "daily_totals",
+    "cohort_rounds",
+    "indicators",
+    "alerts",
+    "partition_clocks",
+    "activity_positions",
+    "banding_positions",
+)
 
 
 def deep_size(root: Any, seen: set[int]) -> int:
@@ -52,18 +96,52 @@ def deep_size(root: Any, seen: set[int]) -> int:
             stack.extend(obj.values())
         elif isinstance(obj, list | tuple | set):
             stack.extend(obj)
+        elif hasattr(type(obj), "__slots__"):
+            stack.extend(getattr(obj, name) for name in type(obj).__slots__)
     return size
 
 
-def build(students: int, days: int) -> dict[str, Any]:
-    """The worker's tables for ``students`` over ``days`` days, and their sizes."""
-    settings = Settings()  # type: ignore[call-arg]
-    people, term = synthetic_term(students, days, settings)
-    gc.collect()
-    before = rss_kib(os.getpid())
+class Term:
+    """The synthetic term and the reference data: built before RSS is first read (the
+    roster is the worker's reference data, not state held per student)."""
+
+    def __init__(self, students: int, days: int) -> None:
+        self.settings = settings = Settings()  # type: ignore[call-arg]
+        self.policy, self.n, self.days = load_policy(settings.policy), settings.partitions, days
+        people, self.term = synthetic_term(students, days, settings)
+        self.roster = Roster(load_institution(settings.institution), self.policy, self.n, people)
+        self.last: date = self.term.last_day
+
+    def windows_for(
+        self, totals: dict[str, Any], days: int
+    ) -> tuple[StudentWindows, dict[tuple[date, int], dict[str, Any]]]:
+        """The day closer's windows after closing the last ``days`` days from ``totals``, and
+        the last day's summaries."""
+
+        def totals_of(sid: str) -> Any:
+            def totals_on(day: date) -> Any:
+                value = totals.get(totals_key(sid, day))
+                return day_sources(value) if value else None
+
+            return totals_on
+
+        windows = StudentWindows(self.policy)
+        summaries: dict[tuple[date, int], dict[str, Any]] = {}
+        roster = self.roster
+        for back in range(days - 1, -1, -1):
+            day = self.last - timedelta(days=back)
+            for p in range(self.n):
+                on_p = [(s.student_id, roster.window_days(s)) for s in roster.on_partition(p)]
+                summaries[(day, p)] = windows.close(p, day, on_p, totals_of)
+        return windows, summaries
+
+
+def written(t: Term) -> tuple[dict[str, dict[Any, Any]], Any]:
+    """The tables a running worker holds at the end of the term, and its windows."""
+    settings, policy, roster, n, last = t.settings, t.policy, t.roster, t.n, t.last
     totals: dict[str, Any] = {}
     touched: dict[str, DayRecord] = {}
-    for item in term.items():
+    for item in t.term.items():
         if isinstance(item, Tick):  # a batch's end: each touched record written once
             totals.update((key, record.to_table()) for key, record in touched.items())
             touched.clear()
@@ -77,91 +155,283 @@ def build(students: int, days: int) -> dict[str, Any]:
             record.counted.add(fingerprint)
             source = item["source"]
             record.sources[source] = record.sources.get(source, 0) + to_milli(item["quantity"])
-    indicators: dict[str, Any] = {}
+
+    rounds_kept = min(t.days, settings.lateness_horizon_days + 1)
+    windows, closes = t.windows_for(totals, rounds_kept)
     rounds: dict[str, Any] = {}
-    as_of = term.last_day
-    for student in people:
-        sid = student.student_id
-        state = {
-            "student_id": sid,
-            "indicator": "good",
-            "label": "Good",
-            "score": repr(12.345678901234),
-            "reference_score": repr(13.5),
-            "as_of": as_of.isoformat(),
-            "window_days": "7",
-            "policy_version": "2026.1",
-            "course": student.course,
-            "year": str(student.year),
-            "updated_at": "2026-10-13T02:00:00.123456+00:00",
+    for (day, p), summaries in closes.items():
+        reports: dict[str, dict[str, list[Any]]] = {}
+        for s in roster.on_partition(p):
+            reports.setdefault(s.cohort, {})[s.student_id] = _entry(summaries[s.student_id])
+        for cohort, lines in reports.items():
+            rounds[f"{cohort}|{day.isoformat()}|{p}"] = orjson.dumps(lines).decode()
+    for back in range(min(t.days, 62)):  # each round's marker (ROUND_MEMORY: 62 days)
+        marker = (
+            {"done": True, "parts": [str(p) for p in range(n)]}
+            if back < rounds_kept
+            else {"done": True}
+        )
+        for cohort in roster.cohorts():
+            rounds[f"{cohort}|{(last - timedelta(days=back)).isoformat()}"] = marker
+
+    # Each student's state as CohortBanding._band builds it: per-day strings formatted once.
+    when, version = last.isoformat(), policy.version
+    updated_at = f"{when}T02:00:00.123456+00:00"
+    cohorts: dict[str, dict[str, float]] = {}
+    for p in range(n):
+        for sid, summary in closes[(last, p)].items():
+            cohorts.setdefault(roster[sid].cohort, {})[sid] = summary.score
+    indicators: dict[str, Any] = {}
+    for in_cohort in cohorts.values():
+        result = score_cohort(in_cohort, policy)
+        reference = repr(result.reference_score)
+        for sid, score in sorted(in_cohort.items()):
+            student, indicator = roster[sid], result.indicators[sid]
+            state = {
+                "student_id": sid,
+                "indicator": indicator,
+                "label": LABELS[indicator],
+                "score": repr(score),
+                "reference_score": reference,
+                "as_of": when,
+                "window_days": str(roster.window_days(student)),
+                "policy_version": version,
+                "course": student.course,
+                "year": str(student.year),
+                "updated_at": updated_at,
+            }
+            indicators[sid] = _indicator_value(state)
+
+    institution = roster.institution
+    threshold, alerts = institution.no_engagement_days, {}
+    first = last - timedelta(days=t.days - 1)
+
+    def is_holiday(day: date) -> bool:
+        return institution.holiday_on(day) is not None
+
+    for sid in roster:
+
+        def active(d: date, sid: str = sid) -> float:
+            return 1.0 if totals.get(totals_key(sid, d)) else 0.0
+
+        if inactive_days(active, last, is_holiday, first, threshold) >= threshold:
+            alerts[sid] = {"raised": when}
+    clock = {"closed": when, "watermark": 1_790_000_000_000, "since": first.isoformat()}
+    tables: dict[str, dict[Any, Any]] = {
+        "daily_totals": totals,
+        "cohort_rounds": rounds,
+        "indicators": indicators,
+        "alerts": alerts,
+        "partition_clocks": {p: dict(clock) for p in range(n)},
+        "activity_positions": {p: 123_456_789 for p in range(n)},
+        "banding_positions": {p: 12_345 for p in range(n)},
+    }
+    return tables, windows
+
+
+def _indicator_value(state: dict[str, str]) -> Any:
+    """The ``indicators`` value of the code measured (a tree before
+    ``streams.indicator_record`` stored the state dict itself)."""
+    if not HAS_INDICATOR_RECORD:
+        return {"indicator": state["indicator"], "as_of": state["as_of"], "state": state}
+    from streams.indicator_record import indicator_value
+
+    return indicator_value(state)
+
+
+def table_sizes(
+    name: str, data: dict[Any, Any], by_key: dict[Any, int], seen: set[int]
+) -> dict[str, int]:
+    """One table's bytes: key strings, values, the dict itself, and the store's map of each
+    key to its partition (filled by changelog recovery)."""
+    keys = sum(deep_size(k, seen) for k in data)
+    values = sum(deep_size(v, seen) for v in data.values())
+    return {
+        f"{name}.keys": keys,
+        f"{name}.values": values,
+        f"{name}.dict": sys.getsizeof(data),
+        f"{name}.key_partition": sys.getsizeof(by_key) if by_key else 0,
+    }
+
+
+def changelog(tables: dict[str, dict[Any, Any]], n: int) -> Iterator[tuple[str, int, bytes, bytes]]:
+    """Each table's records as the changelog carries them (the tables' JSON serializer)."""
+    codec = codecs.get_codec("json")
+    for name, data in tables.items():
+        for key, value in data.items():
+            partition = key if isinstance(key, int) else partition_for(key.partition("|")[0], n)
+            yield name, partition, codec.dumps(key), codec.dumps(value)
+
+
+def empty_stores(n: int) -> dict[str, Any]:
+    """Faust's tables of the worker, each with its real in-memory store."""
+    app = faust.App("bench-memory", store="memory://")
+    return {name: app.Table(name, partitions=n) for name in TABLES}
+
+
+class _Message:
+    __slots__ = ("partition", "value")
+
+    def __init__(self, partition: int, value: bytes) -> None:
+        self.partition, self.value = partition, value
+
+
+class _Event:
+    """What Faust's recovery hands a store: a changelog record, key and value decoded."""
+
+    __slots__ = ("key", "message", "value")
+
+    def __init__(self, key: Any, value: Any, message: _Message) -> None:
+        self.key, self.value, self.message = key, value, message
+
+
+def recover(tables: dict[str, Any], path: Path) -> None:
+    """Apply a changelog dump (``changelog``) to the tables' stores, as recovery does."""
+    codec = codecs.get_codec("json")
+    batch: dict[str, list[_Event]] = {name: [] for name in TABLES}
+    with path.open("rb") as lines:
+        for line in lines:
+            raw_name, partition, key, value = line.rstrip(b"\n").split(b"\t")
+            name = raw_name.decode()
+            events = batch[name]
+            message = _Message(int(partition), value)
+            events.append(_Event(codec.loads(key), codec.loads(value), message))
+            if len(events) == 10_000:
+                _apply(tables[name], events)
+    for name, events in batch.items():
+        _apply(tables[name], events)
+
+
+def _apply(table: Any, events: list[Any]) -> None:
+    table.data.apply_changelog_batch(events, table._to_key, table._to_value)
+    events.clear()
+
+
+def measure(students: int, days: int, mode: str, dump: Path) -> dict[str, Any]:
+    """One measurement, in this (fresh) process: the state "written" by a running worker
+    (whose changelog is then written to ``dump``), or "recovered" from ``dump``."""
+    tables = empty_stores(Settings().partitions) if mode == "recovered" else {}  # type: ignore[call-arg]
+    gc.collect()
+    start = rss_kib(os.getpid())
+    t = Term(students, days)
+    gc.collect()
+    before = rss_kib(os.getpid())
+    if mode == "written":
+        written_tables, windows = written(t)
+        stores: dict[str, tuple[dict[Any, Any], dict[Any, int]]] = {
+            name: (data, {}) for name, data in written_tables.items()
         }
-        indicators[sid] = {"indicator": "good", "as_of": as_of.isoformat(), "state": state}
-        for back in range(min(ROUND_DAYS, days)):
-            day = (as_of - timedelta(days=back)).isoformat()
-            parts = rounds.setdefault(f"{student.cohort}|{day}", {"done": True, "parts": {}})
-            part = parts["parts"].setdefault(str(hash(sid) % 8), {})
-            part[sid] = [
-                12.345678901234,
-                7,
-                {"sources": {"attendance": 3.0, "moodle": 17.0}, "active_days": 4},
-            ]
+    else:
+        recover(tables, dump)
+        stores = {
+            name: (table.data.data, table.data._key_partition) for name, table in tables.items()
+        }
+        windows, _ = t.windows_for(stores["daily_totals"][0], 1)  # the first close reads all
     gc.collect()
     after = rss_kib(os.getpid())
     seen: set[int] = set()
-    return {
-        "rss_per_student": (after - before) * 1024 / students,
-        "daily_totals": deep_size(totals, seen) / students,
-        "fingerprints": sum(len("".join(day_fingerprints(v))) for v in totals.values()) / students,
-        "records": len(totals),
-        "indicators": deep_size(indicators, seen) / students,
-        "rounds": deep_size(rounds, seen) / students,
+    figures: dict[str, Any] = {
+        "rss": (after - before) * 1024 / students,
+        "reference": (before - start) * 1024 / students,
     }
+    for name, (data, by_key) in stores.items():
+        figures.update({k: v / students for k, v in table_sizes(name, data, by_key, seen).items()})
+    figures["windows"] = deep_size(windows._by_partition, seen) / students
+    figures["records"] = len(stores["daily_totals"][0]) / students
+    if mode == "written":
+        with dump.open("wb") as out:
+            for name, partition, key, value in changelog(written_tables, t.n):
+                out.write(b"%s\t%d\t%s\t%s\n" % (name.encode(), partition, key, value))
+    return figures
+
+
+#: Columns of the summary: (header, parts summed; bytes per student).
+SUMMARY = (
+    ("daily_totals", ("daily_totals.keys", "daily_totals.values", "daily_totals.dict")),
+    ("indicators", ("indicators.keys", "indicators.values", "indicators.dict")),
+    ("cohort_rounds", ("cohort_rounds.keys", "cohort_rounds.values", "cohort_rounds.dict")),
+    ("alerts", ("alerts.keys", "alerts.values", "alerts.dict")),
+    ("windows", ("windows",)),
+    ("stores' key→partition", tuple(f"{name}.key_partition" for name in TABLES)),
+)
+
+
+MODES = ("written", "recovered")
+PARTS = ("keys", "values", "dict")
+
+
+def _row_order(item: tuple[tuple[str, str], Any]) -> tuple[int, bool]:
+    (mode, label), _ = item
+    return MODES.index(mode), label == "now"
+
+
+def run_child(tree: Path, students: int, days: int, mode: str, dump: Path) -> dict[str, Any]:
+    """``measure`` in a fresh interpreter running the code of ``tree`` (``-P``: this
+    script's directory, bench/, is not put on the path)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run(
+        [sys.executable, "-P", __file__, "--child", str(students), str(days), mode, str(dump)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tree,
+    )
+    if done.returncode:
+        raise SystemExit(f"measuring {tree} ({mode}) failed:\n{done.stderr}")
+    return json.loads(done.stdout)
 
 
 def main() -> None:
     parser = bench_parser(__doc__)
-    parser.add_argument("--child", nargs=2, type=int, metavar=("STUDENTS", "DAYS"))
+    parser.add_argument("--child", nargs=4, metavar=("STUDENTS", "DAYS", "MODE", "DUMP"))
+    parser.add_argument("--baseline-tree", type=Path, help="Also measure the code there.")
+    parser.add_argument("--days", type=int, nargs="+", default=[8, KEPT_DAYS])
+    parser.add_argument("--students", type=int, nargs="+")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(build(*args.child)))
+        students, days, mode, dump = args.child
+        print(json.dumps(measure(int(students), int(days), mode, Path(dump))))
         return
-    sizes = (2_000, 10_000) if quick(args) else (10_000, 50_000)
-    rows = []
-    for students in sizes:
-        for days in (8, KEPT_DAYS):
-            done = subprocess.run(
-                [sys.executable, "-m", "bench.memory", "--child", str(students), str(days)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            f = json.loads(done.stdout)
-            rows.append(
-                [
-                    f"{students:,}",
-                    days,
-                    f"{f['records'] / students:.1f}",
-                    f["rss_per_student"],
-                    f["daily_totals"],
-                    f["fingerprints"],
-                    f["indicators"],
-                    f["rounds"],
-                ]
-            )
-            print(f"  {rows[-1]}", flush=True)
+    sizes = args.students or ((2_000, 10_000) if quick(args) else (10_000, 50_000))
+    trees = [("now", HERE)]
+    if args.baseline_tree:
+        trees.insert(0, ("before", args.baseline_tree.resolve()))
+    rows, parts = [], []
+    with tempfile.TemporaryDirectory(prefix="leap-memory-") as workdir:
+        dump = Path(workdir) / "changelog.tsv"
+        for students in sizes:
+            for days in args.days:
+                runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+                for run in range(args.runs or 1):
+                    # Alternate which goes first, so neither always runs on a warmer machine.
+                    for label, tree in trees if run % 2 == 0 else trees[::-1]:
+                        for mode in MODES:  # "recovered" reads the changelog "written" wrote
+                            figures = run_child(tree, students, days, mode, dump)
+                            runs.setdefault((mode, label), []).append(figures)
+                for (mode, label), measured in sorted(runs.items(), key=_row_order):
+                    f = {k: median([m[k] for m in measured]) for k in measured[0]}
+                    rows.append(
+                        [f"{students:,}", days, f"{f['records']:.1f}", mode, label]
+                        + [f["reference"], f["rss"], sum(f[p] for _, ps in SUMMARY for p in ps)]
+                        + [sum(f[p] for p in ps) for _, ps in SUMMARY]
+                    )
+                    parts.append(
+                        [f"{students:,}", days, mode, label]
+                        + [f[f"{name}.{part}"] for name in TABLES[:4] for part in PARTS]
+                    )
+                    print(f"  {rows[-1]}", flush=True)
     print_table(
         "Memory per student held (bytes)",
-        [
-            "students",
-            "days",
-            "day records/student",
-            "RSS growth/student",
-            "daily_totals (deep)",
-            "of which fingerprints",
-            "indicators",
-            "cohort rounds",
-        ],
+        ["students", "days", "day records", "state", "code", "reference data (RSS)"]
+        + ["RSS growth", "deep total"]
+        + [header for header, _ in SUMMARY],
         rows,
+    )
+    print_table(
+        "Where the tables' bytes go (bytes per student: key strings, values, the dict)",
+        ["students", "days", "state", "code"]
+        + [f"{name} {part}" for name in TABLES[:4] for part in PARTS],
+        parts,
     )
 
 

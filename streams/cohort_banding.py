@@ -38,6 +38,7 @@ from leap.scoring import LABELS, SOURCES, Policy, breakdown_of, score_cohort
 from schemas.codec import AvroCodec
 from streams.batch_produce import send_by_student
 from streams.history_sink import HistorySink
+from streams.indicator_record import indicator_standing, indicator_value
 from streams.metrics import INDICATOR_CHANGES, INDICATORS
 from streams.redis_sink import RedisSink
 from streams.table_batch import TableBatch
@@ -177,13 +178,14 @@ class CohortBanding:
             student = self.roster.get(sid)
             if student is None:
                 continue  # out of scope or removed since its partition reported
-            current = current_of(sid)
-            is_newest = current is None or current["as_of"] <= day
+            stored = current_of(sid)
+            current = indicator_standing(stored) if stored is not None else None
+            is_newest = current is None or current.as_of <= day
             indicator = result.indicators[sid]
             if banded_before is None:
                 if not is_newest:
                     continue  # a newer day already stands for this student
-                previous = current["indicator"] if current else None
+                previous = current.indicator if current else None
             else:
                 previous = banded_before.indicators.get(sid)
             if is_newest:
@@ -201,9 +203,7 @@ class CohortBanding:
                     "updated_at": updated_at,
                 }
                 # The table holds the whole Redis state, so Redis can be rebuilt from it.
-                writes.set(
-                    sid, {"indicator": indicator, "as_of": day, "state": states[sid]}, partition
-                )
+                writes.set(sid, indicator_value(states[sid]), partition)
             if self.history is not None:
                 history.append(
                     HistoryRow(

@@ -29,6 +29,7 @@ from leap.roster import Roster
 from leap.scoring import Policy
 from leap.state_keys import days_key, indicator_key
 from streams.day_record import day_breakdown, day_sources
+from streams.indicator_record import indicator_state
 from streams.redis_sink import RedisSink
 
 __all__ = ["RedisResync", "day_hashes", "indicator_hashes", "indicator_partition"]
@@ -72,7 +73,7 @@ def day_hashes(
 
 
 def indicator_hashes(
-    indicators: Iterable[tuple[str, Mapping[str, Any]]],
+    indicators: Iterable[tuple[str, str | Mapping[str, Any]]],
     active: set[int],
     partitions: int,
     prefix: str,
@@ -80,9 +81,9 @@ def indicator_hashes(
     """Each indicator state held in ``indicators`` table items on an active partition."""
     hashes: dict[str, dict[str, str]] = {}
     for sid, value in indicators:
-        state = value.get("state")
+        state = indicator_state(sid, value)
         if state and indicator_partition(state, partitions) in active:
-            hashes[indicator_key(prefix, sid)] = dict(state)
+            hashes[indicator_key(prefix, sid)] = state
     return hashes
 
 

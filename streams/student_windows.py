@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, NamedTuple
 
@@ -57,69 +56,62 @@ class WindowSummary(NamedTuple):
         return breakdown_of(dict(zip(SOURCES, self.units, strict=True)), self.active_days)
 
 
-@dataclass(slots=True)
-class _Window:
-    """Arrays of machine numbers, not lists of Python objects: with its entry in the
-    partition's dict, ~500 bytes a student (measured at 50,000, a tenth on 21 days)."""
+#: A window's array: each window day's engagement (oldest first), then the per-source
+#: totals over the window (thousandths, in SOURCES order), then the days with activity.
+#: One array of doubles (integers below 2**53 are exact in them, as are their sums), not
+#: an object holding two arrays: ~230 bytes a student with its entry in the partition's
+#: dict, where that took ~400 (bench/memory.py, at 50,000 students, a tenth on 21 days).
+_TAIL = len(SOURCES) + 1
+Window = array
 
-    as_of: date
-    engagement: array  # 'd': each window day's engagement, oldest first
-    units: array  # 'q': per-source totals over the window, thousandths, in SOURCES order
-    active_days: int
 
-    @classmethod
-    def read(cls, as_of: date, window_days: int, totals_on: TotalsOn, policy: Policy) -> _Window:
-        window = cls(as_of, array("d"), array("q", bytes(8 * len(SOURCES))), 0)
-        engagement = []
-        for day in window_dates(as_of, window_days):
-            totals = totals_on(day)
-            engagement.append(daily_engagement(totals, policy) if totals else 0.0)
-            window._add(totals, 1)
-        window.engagement.extend(engagement)
-        return window
+def _read(as_of: date, window_days: int, totals_on: TotalsOn, policy: Policy) -> Window:
+    """A window read whole: every one of its days' totals."""
+    engagement, tail = [], array("d", bytes(8 * _TAIL))
+    for day in window_dates(as_of, window_days):
+        totals = totals_on(day)
+        engagement.append(daily_engagement(totals, policy) if totals else 0.0)
+        _add(tail, 0, totals, 1)
+    return array("d", engagement) + tail
 
-    def slide(
-        self, as_of: date, leaving: Totals | None, coming: Totals | None, policy: Policy
-    ) -> None:
-        """Move on to ``as_of``, the day after: the oldest day's totals ``leaving`` drop
-        out, ``as_of``'s totals ``coming`` come in."""
-        self._add(leaving, -1)
-        self._add(coming, 1)
-        self.as_of = as_of
-        del self.engagement[0]
-        self.engagement.append(daily_engagement(coming, policy) if coming else 0.0)
 
-    def _add(self, totals: Totals | None, sign: int) -> None:
-        if not totals:
-            return
-        units, positions, active = self.units, _POSITION, 0
-        for source, amount in totals.items():
-            if amount:
-                active = 1
-                position = positions.get(source)
-                if position is not None:  # unknown sources count for nothing (and are refused)
-                    units[position] += sign * amount
-        self.active_days += sign * active
+def _slide(window: Window, leaving: Totals | None, coming: Totals | None, policy: Policy) -> None:
+    """Move on by a day: the oldest day's totals ``leaving`` drop out, the new day's totals
+    ``coming`` come in."""
+    days = len(window) - _TAIL
+    _add(window, days, leaving, -1)
+    _add(window, days, coming, 1)
+    del window[0]
+    window.insert(days - 1, daily_engagement(coming, policy) if coming else 0.0)
 
-    def engagement_on(self, day: date) -> float | None:
-        back = (self.as_of - day).days
-        if 0 <= back < len(self.engagement):
-            return self.engagement[-1 - back]
-        return None
 
-    def summary(self) -> WindowSummary:
-        days = len(self.engagement)
-        return WindowSummary(
-            window_average(self.engagement, days), days, self.active_days, tuple(self.units)
-        )
+def _add(window: Window, days: int, totals: Totals | None, sign: int) -> None:
+    """Add (or take away) a day's totals to the tail that starts at ``days``."""
+    if not totals:
+        return
+    active = 0
+    for source, amount in totals.items():
+        if amount:
+            active = 1
+            position = _POSITION.get(source)
+            if position is not None:  # unknown sources count for nothing (and are refused)
+                window[days + position] += sign * amount
+    window[days + _TAIL - 1] += sign * active
+
+
+def _summary(window: Window) -> WindowSummary:
+    days = len(window) - _TAIL
+    units = tuple(map(int, window[days:-1]))
+    return WindowSummary(window_average(window[:days], days), days, int(window[-1]), units)
 
 
 class StudentWindows:
-    """The windows of the students on one worker's partitions, by partition."""
+    """The windows of the students on one worker's partitions, by partition: each
+    partition's windows are all as of the day it last closed."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self._by_partition: dict[int, dict[str, _Window]] = {}
+        self._by_partition: dict[int, tuple[date, dict[str, Window]]] = {}
 
     def close(
         self,
@@ -131,37 +123,39 @@ class StudentWindows:
         """Each of ``students`` ((id, window days), all of the partition's) as of ``as_of``;
         ``totals_of(student_id)`` reads that student's day records. Only these students'
         windows are kept for the partition from now on."""
-        kept = self._by_partition.get(partition, {})
-        policy, yesterday = self.policy, as_of - ONE_DAY
+        kept_as_of, kept = self._by_partition.get(partition, (date.min, {}))
+        if kept_as_of != as_of - ONE_DAY:
+            kept = {}  # not slid from the day before: every window is read whole
+        policy = self.policy
         leaving: dict[int, date] = {}  # window days -> the day that drops out of them
-        windows: dict[str, _Window] = {}
+        windows: dict[str, Window] = {}
         summaries: dict[str, WindowSummary] = {}
         for sid, window_days in students:
             window, totals_on = kept.get(sid), totals_of(sid)
-            if (
-                window is not None
-                and window.as_of == yesterday
-                and len(window.engagement) == window_days
-            ):
+            if window is not None and len(window) - _TAIL == window_days:
                 gone = leaving.get(window_days)
                 if gone is None:
                     gone = leaving[window_days] = as_of - timedelta(days=window_days)
-                window.slide(as_of, totals_on(gone), totals_on(as_of), policy)
+                _slide(window, totals_on(gone), totals_on(as_of), policy)
             else:
-                window = _Window.read(as_of, window_days, totals_on, policy)
+                window = _read(as_of, window_days, totals_on, policy)
             windows[sid] = window
-            summaries[sid] = window.summary()
-        self._by_partition[partition] = windows
+            summaries[sid] = _summary(window)
+        self._by_partition[partition] = (as_of, windows)
         return summaries
 
     def engagement_on(self, partition: int, student_id: str, day: date) -> float | None:
         """A kept day's engagement; None if ``day`` is not in the student's kept window."""
-        window = self._by_partition.get(partition, {}).get(student_id)
-        return None if window is None else window.engagement_on(day)
+        as_of, kept = self._by_partition.get(partition, (date.min, {}))
+        window = kept.get(student_id)
+        if window is None:
+            return None
+        back, days = (as_of - day).days, len(window) - _TAIL
+        return window[days - 1 - back] if 0 <= back < days else None
 
     def forget(self, partition: int, student_ids: Iterable[str]) -> None:
         """Late events changed these students' closed days: read them whole next time."""
-        kept = self._by_partition.get(partition, {})
+        _, kept = self._by_partition.get(partition, (date.min, {}))
         for sid in student_ids:
             kept.pop(sid, None)
 
@@ -174,4 +168,4 @@ def read_summary(
     totals_on: TotalsOn, as_of: date, window_days: int, policy: Policy
 ) -> WindowSummary:
     """A window read whole (for a late event's past as-of dates)."""
-    return _Window.read(as_of, window_days, totals_on, policy).summary()
+    return _summary(_read(as_of, window_days, totals_on, policy))
