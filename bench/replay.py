@@ -2,39 +2,44 @@
 
 Writes a synthetic term as JSON lines (``--students`` x ``--days``; 20,000 x 21 gives
 about a million events), then runs ``leap replay`` on it as a user would (a fresh
-process, start-up included, output to /dev/null) ``--runs`` times, and once in-process
-to split the time between reading/validating lines, counting, and scoring.
+process, start-up included, output to /dev/null) ``--runs`` times, and as often
+in-process (``bench/replay_phases.py``) to split the time between reading/validating
+lines, counting, and scoring. Each run's CPU seconds are printed too: on a shared
+machine a steadier measure than the wall clock, which also counts waiting for a core.
 
-``--baseline-ref REF`` also runs the replay of git revision REF (exported with
-``git archive``) alternately with this tree's, so before and after share the noise.
+``--baseline-ref REF`` (exported with ``git archive``) or ``--baseline-tree DIR`` also
+runs another copy of the code alternately with this tree's, so before and after share
+the noise.
 
     python -m bench.replay
-    python -m bench.replay --baseline-ref ab5685d --runs 5
+    python -m bench.replay --baseline-ref HEAD --runs 5
 """
 
 from __future__ import annotations
 
+import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 from bench.common import bench_parser, median, print_table, quick, write_events_file
-from connectors.events_file import FileReader
-from connectors.publisher import Rejected, Tick
-from leap.institution import load_institution
-from leap.policy import load_policy
-from leap.reference import load_students
-from leap.replay import DailyTotalsBook, indicators_as_of
-from leap.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+PHASES = ("read and validate", "count (DailyTotalsBook.add)", "score (indicators_as_of)")
 
 
-def run_cli(tree: Path, events: Path, students: Path, as_of: str) -> float:
-    started = time.perf_counter()
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_cli(tree: Path, events: Path, students: Path, as_of: str) -> tuple[float, float]:
+    """Wall and CPU seconds of one ``leap replay`` of ``tree``'s code."""
+    cpu, started = child_cpu(), time.perf_counter()
     subprocess.run(
         [
             sys.executable,
@@ -52,32 +57,20 @@ def run_cli(tree: Path, events: Path, students: Path, as_of: str) -> float:
         stderr=subprocess.DEVNULL,
         check=True,
     )
-    return time.perf_counter() - started
+    return time.perf_counter() - started, child_cpu() - cpu
 
 
-def phases(events: Path, students: Path, as_of: str) -> dict[str, float]:
-    """Seconds spent reading and validating, counting, and scoring, in this process."""
-    settings = Settings()  # type: ignore[call-arg]
-    reader, book = FileReader(events), DailyTotalsBook(settings.zone)
-    started = time.perf_counter()
-    items = [i for i in reader.items() if not isinstance(i, Rejected | Tick)]
-    read = time.perf_counter() - started
-    started = time.perf_counter()
-    book.add_all(items)
-    count = time.perf_counter() - started
-    started = time.perf_counter()
-    indicators_as_of(
-        book,
-        load_students(students),
-        load_policy(None),
-        date.fromisoformat(as_of),
-        load_institution(settings.institution),
-    )
-    return {
-        "read and validate": read,
-        "count (DailyTotalsBook.add)": count,
-        "score (indicators_as_of)": time.perf_counter() - started,
-    }
+def run_phases(tree: Path, events: Path, students: Path, as_of: str) -> dict[str, float]:
+    """``bench/replay_phases.py`` (this tree's script) over ``tree``'s code."""
+    script = REPO / "bench" / "replay_phases.py"
+    out = subprocess.run(
+        [sys.executable, "-P", str(script), str(events), str(students), as_of],
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {phase: float(seconds) for phase, seconds in json.loads(out).items()}
 
 
 def main() -> None:
@@ -85,6 +78,7 @@ def main() -> None:
     parser.add_argument("--students", type=int)
     parser.add_argument("--days", type=int, default=21)
     parser.add_argument("--baseline-ref", help="Also time this git revision's replay.")
+    parser.add_argument("--baseline-tree", type=Path, help="Also time the code in this dir.")
     args = parser.parse_args()
     students = args.students or (2_000 if quick(args) else 20_000)
     runs = args.runs or 3
@@ -98,6 +92,8 @@ def main() -> None:
             flush=True,
         )
         trees = {"this tree": REPO}
+        if args.baseline_tree:
+            trees = {str(args.baseline_tree): args.baseline_tree.resolve(), **trees}
         if args.baseline_ref:
             baseline = workdir / "baseline"
             baseline.mkdir()
@@ -108,20 +104,37 @@ def main() -> None:
             ).stdout
             subprocess.run(["tar", "-x", "-C", str(baseline)], input=archive, check=True)
             trees = {f"git {args.baseline_ref}": baseline, **trees}
-        seconds: dict[str, list[float]] = {name: [] for name in trees}
+        wall: dict[str, list[float]] = {name: [] for name in trees}
+        cpu: dict[str, list[float]] = {name: [] for name in trees}
+        split: dict[str, dict[str, list[float]]] = {n: {p: [] for p in PHASES} for n in trees}
+        as_of = last_day.isoformat()
         for _ in range(runs):
             for name, tree in trees.items():
-                seconds[name].append(run_cli(tree, events, roster, last_day.isoformat()))
-                print(f"  {name}: {seconds[name][-1]:.2f} s", flush=True)
-        split = phases(events, roster, last_day.isoformat())
-    rows = [
-        [f"leap replay ({name}), whole command", median(s), count / median(s), len(s)]
-        for name, s in seconds.items()
-    ]
-    rows += [[f"  in-process: {phase}", s, count / s, 1] for phase, s in split.items()]
+                seconds, used = run_cli(tree, events, roster, as_of)
+                wall[name].append(seconds)
+                cpu[name].append(used)
+                print(f"  {name}: {seconds:.2f} s ({used:.2f} s CPU)", flush=True)
+            for name, tree in trees.items():
+                for phase, seconds in run_phases(tree, events, roster, as_of).items():
+                    split[name][phase].append(seconds)
+    rows = []
+    for name in trees:
+        rows.append(
+            [
+                f"leap replay ({name}), whole command",
+                median(wall[name]),
+                count / median(wall[name]),
+                median(cpu[name]),
+                runs,
+            ]
+        )
+        rows += [
+            [f"  in-process: {phase}", median(s), count / median(s), "", runs]
+            for phase, s in split[name].items()
+        ]
     print_table(
         f"Replay: {count:,} events, {students:,} students, {args.days} days (medians)",
-        ["what", "seconds", "events/s", "runs"],
+        ["what", "seconds", "events/s", "CPU seconds", "runs"],
         rows,
     )
 

@@ -25,6 +25,7 @@ from schemas.codec import InvalidRecord, activity_from_json
 __all__ = ["FileReader", "ImportSummary"]
 
 HOUR_MS = 3_600_000
+_BUFFER_BYTES = 1 << 20  # fewer reads than the default 8 KiB
 
 
 @dataclass
@@ -46,19 +47,24 @@ class FileReader:
 
     def items(self) -> Iterator[dict[str, Any] | Tick | Rejected]:
         newest_hour = None
-        with Path(self.path).open("rb") as handle:
+        summary, ticks = self.summary, self.ticks
+        with Path(self.path).open("rb", buffering=_BUFFER_BYTES) as handle:
             for number, raw in enumerate(handle, start=1):
                 self.bytes_read += len(raw)
                 if raw.isspace():  # a blank line (iteration never yields an empty one)
                     continue
-                self.summary.read += 1
+                summary.read += 1
                 try:
-                    record = activity_from_json(_json_object(raw))
+                    try:
+                        obj = orjson.loads(raw)  # 3-4x the standard library's speed
+                    except orjson.JSONDecodeError:
+                        obj = _json_object(raw)
+                    record = activity_from_json(obj, reuse=True)  # obj is ours alone
                 except InvalidRecord as exc:
-                    self.summary.rejected[exc.reason] += 1
+                    summary.rejected[exc.reason] += 1
                     yield Rejected(f"{self.path}:{number}", raw.rstrip(b"\n"), exc.reason, str(exc))
                     continue
-                if self.ticks:
+                if ticks:
                     hour = int(record["occurred_at"].timestamp() * 1000) // HOUR_MS
                     if newest_hour is not None and hour > newest_hour:
                         yield Tick(hour * HOUR_MS)
@@ -69,12 +75,8 @@ class FileReader:
 
 
 def _json_object(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)  # 3-4x the standard library's speed on event lines
-    except orjson.JSONDecodeError:
-        pass
-    # What orjson refuses the standard library may still read (NaN, UTF-16, huge integers),
-    # and it names the fault the way LEAP always has: the same answer either way.
+    """A line orjson refused, read by the standard library if it can (NaN, UTF-16, huge
+    integers); either way it names the fault the way LEAP always has."""
     try:
         return json.loads(raw)
     except ValueError as exc:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from leap.policy import load_policy
 from leap.reference import REQUIRED_COLUMNS, Student, load_students, partition_for
 from leap.replay import DailyTotalsBook, indicators_as_of
-from leap.scoring import SOURCES, Policy, day_end
+from leap.scoring import SOURCES, Policy, day_end, to_milli
 from schemas.ids import STUDENT_ID_PATTERN
 
 LONDON = ZoneInfo("Europe/London")
@@ -229,6 +229,26 @@ def test_distinct_event_ids_are_all_counted() -> None:
     assert [book.add(e) for e in events] == [True, True, True]
     assert book.duplicates == 0
     assert book.totals["S1000001"][FIRST_DAY]["moodle"] == 1_500
+
+
+QUANTITIES = st.one_of(
+    st.floats(0, 1e12),
+    st.sampled_from([1.0, 0.0, -0.0, 2.5]),
+    st.integers(0, 2**60),
+    st.sampled_from([2**53 - 1, float(2**53 - 1), True]),  # equal values, rounded apart
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(QUANTITIES, min_size=1, max_size=30))
+def test_each_quantity_counts_its_own_thousandths(quantities: list[float]) -> None:
+    # The book remembers to_milli per float quantity: an int of the same value (and True,
+    # which equals 1) must still count as to_milli says.
+    book = DailyTotalsBook(LONDON)
+    for n, quantity in enumerate(quantities):
+        (event,) = make_events([("S1000001", "moodle", quantity, 60)])
+        book.add({**event, "event_id": f"e{n}"})
+    assert book.totals["S1000001"][FIRST_DAY]["moodle"] == sum(to_milli(q) for q in quantities)
 
 
 # --- load_students ----------------------------------------------------------------------
