@@ -15,11 +15,10 @@ from typing import Any
 
 import faust
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.serializers import codecs
 
 from streams.table_batch import TableBatch
+from tests.integration.changelog_topic import create_topic, read_partitions
 
 pytestmark = pytest.mark.integration
 
@@ -44,34 +43,19 @@ async def app(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[faust.Ap
 
 async def _table(app: faust.App, name: str, bootstrap: str) -> Any:
     table = app.Table(name, partitions=PARTITIONS)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(table.changelog_topic.get_topic_name(), PARTITIONS, 1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, table.changelog_topic.get_topic_name(), PARTITIONS)
     return table
 
 
 async def _changelog(bootstrap: str, topic: str) -> dict[int, list[tuple[int, Any, Any]]]:
     """Every record of the topic by partition: (offset, key, value), decoded as Faust does."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: dict[int, list[tuple[int, Any, Any]]] = {p: [] for p in range(PARTITIONS)}
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                out[tp.partition].extend(
-                    (r.offset, codecs.loads("json", r.key), codecs.loads("json", r.value))
-                    for r in records
-                )
-        return out
-    finally:
-        await consumer.stop()
+    found = await read_partitions(bootstrap, topic, PARTITIONS)
+    return {
+        partition: [
+            (r.offset, codecs.loads("json", r.key), codecs.loads("json", r.value)) for r in records
+        ]
+        for partition, records in found.items()
+    }
 
 
 async def test_each_partitions_records_land_in_order_and_acked(

@@ -16,12 +16,12 @@ from typing import Any, cast
 
 import faust
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import ConsumerRecord
 from faust.types import EventT, Message
 
 from streams.current_event import processing
 from streams.table_batch import TableBatch
+from tests.integration.changelog_topic import create_topic, read_partitions
 
 pytestmark = pytest.mark.integration
 
@@ -58,32 +58,14 @@ async def _table(app: faust.App, bootstrap: str, *, create: bool) -> Any:
     table = app.Table("totals", partitions=PARTITIONS)
     table._verified_source_topics_for_partitions.add(SOURCE_TOPIC)
     if create:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            topic = table.changelog_topic.get_topic_name()
-            await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-        finally:
-            await admin.close()
+        await create_topic(bootstrap, table.changelog_topic.get_topic_name(), PARTITIONS)
     return table
 
 
 async def _records(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of the topic, raw, partition by partition in offset order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        out: dict[int, list[ConsumerRecord[bytes, bytes]]] = {p: [] for p in range(PARTITIONS)}
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
-                out[tp.partition].extend(records)
-        return [r for p in range(PARTITIONS) for r in out[p]]
-    finally:
-        await consumer.stop()
+    found = await read_partitions(bootstrap, topic, PARTITIONS)
+    return [r for p in range(PARTITIONS) for r in found[p]]
 
 
 async def test_deletions_are_faust_tombstones_and_recovery_drops_the_keys(
