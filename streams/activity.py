@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
@@ -36,7 +36,7 @@ from streams.dead_letter import DeadLetters, header
 from streams.metrics import EVENT_LAG_SECONDS, EVENTS, LAST_CLOSED_DAY
 from streams.redis_sink import RedisSink
 from streams.sequence import InSequence
-from streams.table_batch import TableBatch
+from streams.table_batch import TableBatch, store_reader
 
 __all__ = ["ActivityProcessor"]
 
@@ -56,9 +56,8 @@ _events = lru_cache(maxsize=64)(EVENTS.labels)
 class _Batch:
     """One batch's touched day records, so each is read and written once per batch."""
 
-    #: the ``daily_totals`` store, read directly: the table's own ``get`` goes through
-    #: its sensors and a KeyError per new day (the writes go to the store too: TableBatch)
-    totals: Mapping[str, Any]
+    #: ``get`` of the ``daily_totals`` store (``store_reader``; writes: ``TableBatch``)
+    totals_of: Callable[[str], Any]
     records: dict[tuple[str, date], DayRecord] = field(default_factory=dict)
     event_for_student: dict[str, EventT] = field(default_factory=dict)
     #: occurred_at (unix seconds) of each event counted, for the event-lag histogram
@@ -101,7 +100,7 @@ class ActivityProcessor:
         self._next_close_ms: dict[int, int] = {}
 
     async def process(self, events: Sequence[EventT]) -> None:
-        batch = _Batch(self.daily_totals.data)
+        batch = _Batch(store_reader(self.daily_totals))
         event_clock = self.settings.clock == "event"
         for event in await self.sequence.admit(events):
             tick = header(event.message, CLOCK_HEADER)
@@ -154,7 +153,7 @@ class ActivityProcessor:
         day = local_date(record["occurred_at"], self.zone)
         day_record = batch.records.get((sid, day))
         if day_record is None:
-            day_record = DayRecord.from_table(batch.totals.get(totals_key(sid, day)))
+            day_record = DayRecord.from_table(batch.totals_of(totals_key(sid, day)))
         fingerprint = event_fingerprint(record["event_id"])
         if fingerprint in day_record.counted:
             # A duplicate first: a re-delivered event counted before its day became final
@@ -189,7 +188,7 @@ class ActivityProcessor:
         await self._advance(event, watermark, batch)
 
     def _last_closed(self, partition: int) -> date | None:
-        state = self.partition_clocks.data.get(partition)  # the store: as for daily_totals
+        state = store_reader(self.partition_clocks)(partition)
         return _parse_day(state["closed"]) if state else None
 
     def _history_starts(self, partition: int, closed: date) -> date:

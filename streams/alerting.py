@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
-from faust.types import StoreT, TableT, TopicT
+from faust.types import TableT, TopicT
 
 from leap.alerts import inactive_days, review_alert
 from leap.contact import ContactPreferences
@@ -22,7 +22,7 @@ from schemas.codec import AvroCodec
 from streams.batch_produce import send_by_student
 from streams.day_record import day_sources, totals_key
 from streams.metrics import ALERTS
-from streams.table_batch import TableBatch
+from streams.table_batch import TableBatch, store_reader
 
 __all__ = ["NoEngagementAlerts"]
 
@@ -63,7 +63,7 @@ class NoEngagementAlerts:
             return institution.holiday_on(day) is not None
 
         now = datetime.now(UTC)
-        state_of = cast(StoreT, self.alerts.data).get  # skips Table's per-key overhead
+        state_of = store_reader(self.alerts)
         writes = TableBatch(self.alerts)
         out: list[dict[str, Any]] = []
         for student in students:

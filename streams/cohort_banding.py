@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from faust.types import StoreT, TableT, TopicT
+from faust.types import TableT, TopicT
 
 from leap.contact import ContactPreferences
 from leap.db.history import HistoryRow
@@ -41,7 +41,7 @@ from streams.history_sink import HistorySink
 from streams.indicator_record import indicator_standing, indicator_value
 from streams.metrics import INDICATOR_CHANGES, INDICATORS
 from streams.redis_sink import RedisSink
-from streams.table_batch import TableBatch
+from streams.table_batch import TableBatch, store_reader
 
 __all__ = ["CohortBanding"]
 
@@ -169,7 +169,7 @@ class CohortBanding:
         # The same for every student: formatted once (a cohort is thousands of students).
         day, updated_at = as_of.isoformat(), now.isoformat()
         reference, version = repr(result.reference_score), self.policy.version
-        current_of = cast(StoreT, self.indicators.data).get  # skips Table's per-key overhead
+        current_of = store_reader(self.indicators)
         states: dict[str, dict[str, str]] = {}
         changes: list[dict[str, Any]] = []
         writes = TableBatch(self.indicators)

@@ -20,7 +20,6 @@ from datetime import date, timedelta
 from functools import partial
 from typing import Any, cast
 
-from faust.stores.memory import Store as MemoryStore
 from faust.types import EventT, StoreT, TableT, TopicT
 
 from leap.lateness import amended_as_of_dates
@@ -33,7 +32,7 @@ from streams.day_record import day_sources, totals_key
 from streams.metrics import DAY_CLOSE_SECONDS, DAYS_CLOSED, STUDENTS_SCORED
 from streams.redis_sink import RedisSink
 from streams.student_windows import StudentWindows, WindowSummary, read_summary
-from streams.table_batch import TableBatch
+from streams.table_batch import TableBatch, store_reader
 
 __all__ = ["DayCloser"]
 
@@ -193,7 +192,7 @@ class DayCloser:
         return self._cohorts_of[1]
 
     def _totals_of(self, student_id: str) -> Callable[[date], Totals | None]:
-        get = _reader(self.store)
+        get = store_reader(self.daily_totals)
 
         def totals_on(day: date) -> Totals | None:
             value = get(totals_key(student_id, day))
@@ -215,15 +214,6 @@ class DayCloser:
             self._stale = cutoff, stale
         for key in stale.pop(partition, []):
             purge.delete(key, partition)
-
-
-def _reader(store: StoreT) -> Callable[[str], Any]:
-    """``store.get``, straight from the dict of the in-memory store: ``Mapping.get`` on
-    the store raises and catches a KeyError for every day without a record (a fresh
-    window reads every day of it: a million reads at 50,000 students)."""
-    if isinstance(store, MemoryStore):
-        return cast(dict[str, Any], store.data).get
-    return store.get
 
 
 def _entry(summary: WindowSummary) -> list[Any]:
