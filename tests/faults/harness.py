@@ -21,12 +21,12 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -67,6 +67,11 @@ SEED_ENV = "LEAP_TEST_FAULT_SEED"
 
 #: ``LEAP_TEST_WORKER_LOGLEVEL=info`` keeps the workers' day closes and bandings in their logs.
 WORKER_LOGLEVEL = os.environ.get("LEAP_TEST_WORKER_LOGLEVEL", "warning")
+
+#: Seconds a ``Feeder`` may sit at its gate while a test waits before a chunk is let through.
+NUDGE_AFTER = 3.0
+
+T = TypeVar("T")
 
 
 def fault_rng(name: str) -> tuple[random.Random, int]:
@@ -224,9 +229,10 @@ class Worker:
             if s.name == "leap_worker_last_closed_day_timestamp_seconds"
         }
 
-    def wait_handling(self, more_than: float = 0, timeout: float = 60) -> None:
-        """Block until this incarnation has taken more than ``more_than`` events."""
-        wait_for(lambda: self.handled() > more_than, timeout, f"{self.name} to consume", self.log)
+    def wait_handling(self, feeder: Feeder, more_than: float = 0) -> None:
+        """Block until this incarnation has taken more than ``more_than`` events, fed more
+        if it has taken all that were sent."""
+        feeder.feed_until(lambda: self.handled() > more_than, f"{self.name} to consume", self.log)
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:] if self.log.exists() else ""
@@ -242,17 +248,27 @@ class Feeder:
     """Imports the chunks in order, ``gap`` seconds apart, with ``leap import events --ticks``,
     in a thread of its own.
 
-    The last chunk (which also ticks event time past the last day's close) waits for
-    ``release()``, so events are still to come at every fault a test injects before it.
+    Chunks wait at a gate: only the first ``allowed`` go on their own (by default all but
+    the last, which also ticks event time past the last day's close and waits for
+    ``release()``). A test lets more through with ``allow()`` after a fault, so the
+    component it faulted must take events sent after the fault: a feeder that had already
+    sent all it could would leave nothing to prove, and the test would wait in vain.
     """
 
-    def __init__(self, cohort: Cohort, env: dict[str, str], gap: float = 1.0) -> None:
+    def __init__(
+        self, cohort: Cohort, env: dict[str, str], gap: float = 1.0, allowed: int | None = None
+    ) -> None:
         self.cohort = cohort
         self.env = env
         self.gap = gap
         self.imported: list[float] = []  # seconds from start() to each chunk's last ack
         self.error: BaseException | None = None
-        self._released = threading.Event()
+        self.importing = False  # a chunk's import is under way
+        self._last = len(cohort.chunks) - 1
+        self._allowed = self._last if allowed is None else allowed
+        self._waiting = False  # at the gate
+        self._waiting_since = 0.0
+        self._gate = threading.Condition()
         self._thread = threading.Thread(target=self.run, name="leap-feeder", daemon=True)
         self._started_at = 0.0
 
@@ -263,23 +279,51 @@ class Feeder:
     def run(self) -> None:
         try:
             for n, chunk in enumerate(self.cohort.chunks):
+                with self._gate:
+                    self._waiting, self._waiting_since = True, time.monotonic()
+                    self._gate.wait_for(lambda n=n: n < self._allowed)  # type: ignore[misc]
+                    self._waiting = False
                 args = ["import", "events", str(chunk), "--ticks"]
-                if n == len(self.cohort.chunks) - 1:
-                    self._released.wait()
+                if n == self._last:
                     args += ["--until", self.cohort.until.isoformat()]
-                run_leap(args, self.env, self.cohort.workdir, timeout=120)
+                self.importing = True
+                try:
+                    run_leap(args, self.env, self.cohort.workdir, timeout=120)
+                finally:
+                    self.importing = False
                 self.imported.append(time.monotonic() - self._started_at)
                 time.sleep(self.gap)
         except BaseException as exc:
             self.error = exc
 
-    @property
-    def streaming(self) -> bool:
-        """True while chunks remain to be imported."""
-        return len(self.imported) < len(self.cohort.chunks)
+    def allow(self, more: int = 1) -> None:
+        """Let ``more`` chunks past the gate; never the last, which is ``release()``'s."""
+        with self._gate:
+            self._allowed = min(self._allowed + more, self._last)
+            self._gate.notify_all()
+
+    def feed_until(self, probe: Callable[[], T | None], what: str, log: Path | None = None) -> T:
+        """``wait_for(probe)``, letting one more chunk through whenever the feeder has sat
+        at its gate for ``NUDGE_AFTER`` seconds: what a test waits for may need events."""
+
+        def fed_probe() -> T | None:
+            with self._gate:
+                idle = self._waiting and time.monotonic() - self._waiting_since > NUDGE_AFTER
+                if idle and self._allowed < self._last:
+                    self._allowed += 1
+                    self._gate.notify_all()
+            return probe()
+
+        return wait_for(fed_probe, 60, what, log)
+
+    def wait_importing(self) -> None:
+        """Block until a chunk's import is under way."""
+        self.feed_until(lambda: self.importing, "an import under way")
 
     def release(self) -> None:
-        self._released.set()
+        with self._gate:
+            self._allowed = len(self.cohort.chunks)
+            self._gate.notify_all()
 
     def finish(self, timeout: float = 120) -> None:
         self.release()

@@ -38,19 +38,19 @@ def test_worker_killed_at_random_moments_counts_each_event_once(
     rng, seed = fault_rng("kill -9")
     cohort = make_cohort(tmp_path, services, topic_prefix, students=200, days=5, chunks=10)
     worker = Worker(cohort, "worker")
-    feeder = Feeder(cohort, worker.env, gap=1.5)
+    feeder = Feeder(cohort, worker.env, gap=1.5, allowed=2)
     kills = []
     with worker:
         worker.start()
         feeder.start()
         for _ in range(ROUNDS):
-            worker.wait_handling()
+            worker.wait_handling(feeder)
             delay = rng.uniform(0.0, 2.5)
             time.sleep(delay)
             handled = worker.handled()
             worker.kill()
             kills.append((round(time.monotonic() - began, 1), round(delay, 2), handled))
-            assert feeder.streaming, "events must still be coming when the worker dies"
+            feeder.allow(1)  # events sent while it is down, for the next incarnation
             worker.start()
         feeder.finish()
         states = wait_all_closed(cohort, [worker.log])
