@@ -6,7 +6,7 @@ from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -103,7 +103,10 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(65536, ge=256, description="Larger records are dead-lettered.")
 
     data_dir: Path = Field(Path(".leap-data"), description="Worker local state (tables).")
-    table_store: str = Field("memory://", description="Faust table store, e.g. rocksdb://.")
+    table_store: str = Field(
+        "memory://",
+        description="Faust table store: memory:// only (tables rebuilt from their changelogs).",
+    )
     worker_web_port: int = Field(6066, description="Port of the worker's own web server.")
     producer_max_batch_size: int = Field(
         16384, ge=1, description="Producer batch bytes (the Tansu demo broker needs 1)."
@@ -156,7 +159,27 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises ZoneInfoNotFoundError with the bad name
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:  # a KeyError pydantic would not catch
+            raise ValueError(
+                f"{value!r} is not a time zone; set LEAP_TIMEZONE to an IANA name such as "
+                "Europe/London"
+            ) from exc
+        return value
+
+    @field_validator("table_store")
+    @classmethod
+    def _memory_store_only(cls, value: str) -> str:
+        """Faust's RocksDB store writes only into the current event's partition, and LEAP
+        writes its tables in batches outside any one event (streams/table_batch.py): a
+        worker on rocksdb:// would stop at its first batch, so it is refused at start."""
+        if value != "memory://":
+            raise ValueError(
+                f"{value!r} is not supported; set LEAP_TABLE_STORE=memory:// (the worker "
+                "rebuilds its tables from their changelogs at start; docs/benchmarks.md, "
+                "section 4, measures RocksDB)"
+            )
         return value
 
     @cached_property

@@ -5,13 +5,12 @@ is started again while events keep streaming. Its tables must come back from the
 changelog topics (the events before the last commit are never re-delivered), the recovery
 time must be on its /metrics, and the end state must be the oracle's.
 
-With ``rocksdict`` installed the tables live on disk (``rocksdb://``) and deleting the
-data dir deletes them; without it the memory store loses them on every restart anyway.
+The tables live in Faust's memory store (the only one LEAP runs on), which loses them at
+every restart anyway; the data dir deleted here holds what Faust keeps beside them.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -32,14 +31,12 @@ from tests.integration.test_pipeline import redis_indicators, services
 pytestmark = pytest.mark.integration
 __all__ = ["services"]  # a fixture, used by name
 
-STORE = "rocksdb://" if importlib.util.find_spec("rocksdict") else "memory://"
-
 
 def test_worker_without_its_data_dir_rebuilds_from_changelogs(
     tmp_path: Path, services: dict[str, str], topic_prefix: str
 ) -> None:
     began = time.monotonic()
-    cohort = make_cohort(tmp_path, {**services, "table_store": STORE}, topic_prefix, days=5)
+    cohort = make_cohort(tmp_path, services, topic_prefix, days=5)
     worker = Worker(cohort, "worker")
     feeder = Feeder(cohort, worker.env, gap=1.0, allowed=5)
     second_day = (START + timedelta(days=1)).isoformat()
@@ -70,7 +67,7 @@ def test_worker_without_its_data_dir_rebuilds_from_changelogs(
     assert recovery > 0
     assert figures.counted == figures.produced
     print(
-        f"state loss ({STORE}): {figures}; data dir deleted at {lost_at:.1f} s; "
+        f"state loss: {figures}; data dir deleted at {lost_at:.1f} s; "
         f"leap_worker_table_recovery_seconds {recovery:.2f}; "
         f"{time.monotonic() - began:.1f} s in all"
     )
