@@ -274,7 +274,7 @@ def run_leap(
         )
     try:
         with sampled(worker.pid, profile):
-            wait_for_indicators(settings, last_day, students, timeout=900)
+            _wait_for_worker(worker, log, settings, last_day, students, timeout=900)
         done = time.time()
         rss, cpu = rss_kib(worker.pid), cpu_seconds(worker.pid)
     finally:
@@ -288,6 +288,28 @@ def run_leap(
         "rss_kib": rss,
         "cpu": cpu,
     }
+
+
+def _wait_for_worker(
+    worker: subprocess.Popen[bytes],
+    log: Path,
+    settings: Settings,
+    last_day: str,
+    students: int,
+    timeout: float,
+) -> None:
+    """Until every student's indicator says ``last_day``; fails at once if the worker
+    exits (e.g. a topic not yet in a loaded broker's metadata), not after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if worker.poll() is not None:
+            raise SystemExit(f"leap worker exited with {worker.returncode}: see {log}")
+        try:
+            wait_for_indicators(settings, last_day, students, timeout=5)
+            return
+        except SystemExit:
+            if time.monotonic() > deadline:
+                raise
 
 
 def _ready_at(log: str) -> float | None:

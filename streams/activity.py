@@ -58,12 +58,19 @@ class _Batch:
 
     #: ``get`` of the ``daily_totals`` store (``store_reader``; writes: ``TableBatch``)
     totals_of: Callable[[str], Any]
+    #: ``get`` of the ``partition_clocks`` store: read for every event, so bound once
+    clock_of: Callable[[int], Any]
     records: dict[tuple[str, date], DayRecord] = field(default_factory=dict)
     event_for_student: dict[str, EventT] = field(default_factory=dict)
     #: occurred_at (unix seconds) of each event counted, for the event-lag histogram
     occurred: list[float] = field(default_factory=list)
     #: per student, the oldest already-closed day a late event was counted on
     late: dict[str, date] = field(default_factory=dict)
+
+    def last_closed(self, partition: int) -> date | None:
+        """The partition's last closed day, as its clock says now (``_set_clock``)."""
+        state = self.clock_of(partition)
+        return _parse_day(state["closed"]) if state else None
 
     def clear(self) -> None:
         self.records.clear()
@@ -100,7 +107,7 @@ class ActivityProcessor:
         self._next_close_ms: dict[int, int] = {}
 
     async def process(self, events: Sequence[EventT]) -> None:
-        batch = _Batch(store_reader(self.daily_totals))
+        batch = _Batch(store_reader(self.daily_totals), store_reader(self.partition_clocks))
         event_clock = self.settings.clock == "event"
         for event in await self.sequence.admit(events):
             tick = header(event.message, CLOCK_HEADER)
@@ -160,7 +167,7 @@ class ActivityProcessor:
             # is a duplicate, not a new too-late event.
             _events(source, "duplicate").inc()
             return True
-        closed = self._last_closed(event.message.partition)
+        closed = batch.last_closed(event.message.partition)
         if is_too_late(day, closed, self.settings.lateness_horizon_days):
             _events(source, "too_late").inc()
             return False
@@ -187,10 +194,6 @@ class ActivityProcessor:
             watermark = min(watermark, int(time.time() * 1000))
         await self._advance(event, watermark, batch)
 
-    def _last_closed(self, partition: int) -> date | None:
-        state = store_reader(self.partition_clocks)(partition)
-        return _parse_day(state["closed"]) if state else None
-
     def _history_starts(self, partition: int, closed: date) -> date:
         """The first day this partition has counted events for (alerts look no further)."""
         state = self.partition_clocks.get(partition) or {}
@@ -204,7 +207,7 @@ class ActivityProcessor:
         self._watermarks[partition] = watermark
         if watermark < self._next_close_ms.get(partition, 0):
             return
-        closed = self._last_closed(partition)
+        closed = batch.last_closed(partition)
         if closed is not None:
             self._report_closed(partition, closed)
         if closed is None:
@@ -265,7 +268,7 @@ class ActivityProcessor:
         # committed: after a crash in between, the events are not yet duplicates, so they
         # are counted as late again and rescored again, instead of never.
         for partition, late in late_by_partition.items():
-            closed = self._last_closed(partition)
+            closed = batch.last_closed(partition)
             if closed is not None:  # always: late means closed, and clocks never go back
                 since = self._history_starts(partition, closed)
                 await self.day_closer.rescore(partition, late, closed, since)

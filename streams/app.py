@@ -19,6 +19,7 @@ from streams.activity import ActivityProcessor
 from streams.alerting import NoEngagementAlerts
 from streams.clock import CLOCK_HEADER
 from streams.cohort_banding import CohortBanding
+from streams.current_event import processing
 from streams.day_close import DayCloser
 from streams.dead_letter import DeadLetters
 from streams.history_sink import HistorySink
@@ -141,12 +142,19 @@ def create_app(
 
     @app.agent(cohort_topic, name="cohort-banding")
     async def band_cohorts(stream: faust.StreamT) -> None:
+        # In batches, as the activity agent: the positions are made durable once per batch
+        # (one flush and one changelog round trip), not once per report. A day close sends
+        # a report per cohort and partition, and each commit cost two produce requests.
         reports = InSequence(banding_positions, "cohort-banding")
-        async for event in stream.events():
-            for report in await reports.admit([event]):
+        batches = stream.take_events(  # type: ignore[attr-defined]  # missing from StreamT
+            settings.batch_size, settings.batch_within
+        )
+        async for events in batches:
+            for report in await reports.admit(events):
                 value = cast(Mapping[str, Any], report.value)  # JSON, from the topic
-                await banding.on_report(value, report.message.partition)
-                await reports.commit()
+                with processing(report):  # its table writes go to its partition
+                    await banding.on_report(value, report.message.partition)
+            await reports.commit()
 
     if settings.clock == "wall":
 
