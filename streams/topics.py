@@ -72,6 +72,7 @@ async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> None:
                         for s in missing
                     ]
                 )
+            await _until_listed(admin, [s.name for s in missing], wait_seconds)
         have = existing.get(settings.activity_topic)
         if have is not None and have != settings.partitions:
             raise RuntimeError(
@@ -81,6 +82,21 @@ async def ensure_topics(settings: Settings, wait_seconds: float = 60.0) -> None:
             )
     finally:
         await admin.close()
+
+
+async def _until_listed(admin: AIOKafkaAdminClient, names: list[str], seconds: float) -> None:
+    """Wait until the broker's metadata lists the topics just created: a loaded broker
+    acknowledges CreateTopics first, and a reader started at once finds no partitions."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (listed := await _partition_counts(admin, names)).keys() < set(names):
+        if loop.time() > deadline:
+            unlisted = ", ".join(sorted(set(names) - listed.keys()))
+            raise RuntimeError(
+                f"created {unlisted}, but the broker's metadata still has no partitions for "
+                f"them after {seconds:.0f} s: check the broker's log, then start again"
+            )
+        await asyncio.sleep(0.2)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
