@@ -29,8 +29,15 @@ cache), which a worker holds per student whatever its state.
 ``--baseline-tree DIR`` measures another copy of the code too (e.g. ``git archive REV``
 unpacked there), interleaved, for a before/after on the same machine and data.
 
+``--rocksdb CACHE:BUFFER`` (MiB; repeatable, needs ``rocksdict``) also recovers the same
+changelog into Faust's real RocksDB store (``rocksdb://``, one database per table and
+partition, each with that block cache and write buffer size), then reads every day
+record once as the first close does, and reports its RSS growth per student with
+RocksDB's own count of its memtables, block cache and table readers, and the bytes on disk.
+
     python -m bench.memory      # 10k and 50k students, 8 and 28 days each
     python -m bench.memory --quick --baseline-tree /tmp/before
+    python -m bench.memory --rocksdb 2048:64 --rocksdb 8:4   # Faust's defaults, and small
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from typing import Any
 import faust
 import orjson
 from faust.serializers import codecs
+from faust.types import TP
 
 import streams
 from bench.common import bench_parser, median, print_table, quick, rss_kib, synthetic_term
@@ -263,17 +271,40 @@ def changelog(tables: dict[str, dict[Any, Any]], n: int) -> Iterator[tuple[str, 
             yield name, partition, codec.dumps(key), codec.dumps(value)
 
 
-def empty_stores(n: int) -> dict[str, Any]:
-    """Faust's tables of the worker, each with its real in-memory store."""
-    app = faust.App("bench-memory", store="memory://")
-    return {name: app.Table(name, partitions=n) for name in TABLES}
+#: RocksDB's own counts of the memory it holds (summed over a store's databases).
+ROCKSDB_MEMORY = (
+    "rocksdb.cur-size-all-mem-tables",
+    "rocksdb.block-cache-usage",
+    "rocksdb.estimate-table-readers-mem",
+)
+
+
+def empty_stores(n: int, store: str = "memory", datadir: Path | None = None) -> dict[str, Any]:
+    """Faust's tables of the worker, each with its real store: in memory, or
+    ``rocksdb:CACHE:BUFFER`` (block cache and write buffer per database, MiB)."""
+    if store == "memory":
+        app = faust.App("bench-memory", store="memory://")
+        return {name: app.Table(name, partitions=n) for name in TABLES}
+    _, cache, buffer = store.split(":")
+    options = {"block_cache_size": int(cache) << 20, "write_buffer_size": int(buffer) << 20}
+    app = faust.App("bench-memory", store="rocksdb://", datadir=str(datadir))
+    return {name: app.Table(name, partitions=n, options=dict(options)) for name in TABLES}
 
 
 class _Message:
-    __slots__ = ("partition", "value")
+    """A changelog record as a store's recovery reads it (RocksDB writes the raw bytes and
+    each partition's offset)."""
 
-    def __init__(self, partition: int, value: bytes) -> None:
-        self.partition, self.value = partition, value
+    __slots__ = ("key", "offset", "partition", "tp", "value")
+
+    def __init__(self, tp: TP, offset: int, key: bytes, value: bytes) -> None:
+        self.tp, self.partition, self.offset, self.key, self.value = (
+            tp,
+            tp.partition,
+            offset,
+            key,
+            value,
+        )
 
 
 class _Event:
@@ -289,12 +320,15 @@ def recover(tables: dict[str, Any], path: Path) -> None:
     """Apply a changelog dump (``changelog``) to the tables' stores, as recovery does."""
     codec = codecs.get_codec("json")
     batch: dict[str, list[_Event]] = {name: [] for name in TABLES}
+    offsets: dict[TP, int] = {}
     with path.open("rb") as lines:
         for line in lines:
             raw_name, partition, key, value = line.rstrip(b"\n").split(b"\t")
             name = raw_name.decode()
             events = batch[name]
-            message = _Message(int(partition), value)
+            tp = TP(f"bench-memory-{name}-changelog", int(partition))
+            offsets[tp] = offset = offsets.get(tp, -1) + 1
+            message = _Message(tp, offset, key, value)
             events.append(_Event(codec.loads(key), codec.loads(value), message))
             if len(events) == 10_000:
                 _apply(tables[name], events)
@@ -307,9 +341,20 @@ def _apply(table: Any, events: list[Any]) -> None:
     events.clear()
 
 
-def measure(students: int, days: int, mode: str, dump: Path) -> dict[str, Any]:
+class _StoreReader:
+    """``get`` of a RocksDB-backed table as the worker's day closer reads it (outside any
+    event: the store looks the key up in each partition's database)."""
+
+    def __init__(self, table: Any) -> None:
+        self.get = table.data.get
+
+
+def measure(students: int, days: int, mode: str, dump: Path, store: str) -> dict[str, Any]:
     """One measurement, in this (fresh) process: the state "written" by a running worker
-    (whose changelog is then written to ``dump``), or "recovered" from ``dump``."""
+    (whose changelog is then written to ``dump``), or "recovered" from ``dump`` into
+    ``store`` (``empty_stores``)."""
+    if store != "memory":
+        return measure_rocksdb(students, days, dump, store)
     tables = empty_stores(Settings().partitions) if mode == "recovered" else {}  # type: ignore[call-arg]
     gc.collect()
     start = rss_kib(os.getpid())
@@ -345,6 +390,47 @@ def measure(students: int, days: int, mode: str, dump: Path) -> dict[str, Any]:
     return figures
 
 
+def measure_rocksdb(students: int, days: int, dump: Path, store: str) -> dict[str, Any]:
+    """``measure``'s "recovered" for a RocksDB store (``empty_stores``), in a fresh
+    process: the tables' bytes are RocksDB's, so only RSS, RocksDB's counts and the
+    windows are reported, each per student."""
+    with tempfile.TemporaryDirectory(prefix="leap-memory-rocksdb-") as datadir:
+        tables = empty_stores(Settings().partitions, store, Path(datadir))  # type: ignore[call-arg]
+        gc.collect()
+        start = rss_kib(os.getpid())
+        t = Term(students, days)
+        gc.collect()
+        before = rss_kib(os.getpid())
+        recover(tables, dump)
+        windows, _ = t.windows_for(_StoreReader(tables["daily_totals"]), 1)  # type: ignore[arg-type]
+        gc.collect()
+        after = rss_kib(os.getpid())
+        totals = tables["daily_totals"].data
+        records = sum(totals._size1(db) for db in totals._dbs.values())
+        figures: dict[str, Any] = {
+            "rss": (after - before) * 1024 / students,
+            "reference": (before - start) * 1024 / students,
+            "windows": deep_size(windows._by_partition, set()) / students,
+            "records": records / students,
+            "databases": sum(len(table.data._dbs) for table in tables.values()),
+        }
+        for prop in ROCKSDB_MEMORY:
+            figures[prop] = (
+                sum(
+                    db.property_int_value(prop) or 0
+                    for table in tables.values()
+                    for db in table.data._dbs.values()
+                )
+                / students
+            )
+        for table in tables.values():
+            for db in table.data._dbs.values():
+                db.close()
+        disk = sum(f.stat().st_size for f in Path(datadir).rglob("*") if f.is_file())
+        figures["disk"] = disk / students
+    return figures
+
+
 #: Columns of the summary: (header, parts summed; bytes per student).
 SUMMARY = (
     ("daily_totals", ("daily_totals.keys", "daily_totals.values", "daily_totals.dict")),
@@ -365,12 +451,15 @@ def _row_order(item: tuple[tuple[str, str], Any]) -> tuple[int, bool]:
     return MODES.index(mode), label == "now"
 
 
-def run_child(tree: Path, students: int, days: int, mode: str, dump: Path) -> dict[str, Any]:
+def run_child(
+    tree: Path, students: int, days: int, mode: str, dump: Path, store: str = "memory"
+) -> dict[str, Any]:
     """``measure`` in a fresh interpreter running the code of ``tree`` (``-P``: this
     script's directory, bench/, is not put on the path)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    child = [str(students), str(days), mode, str(dump), store]
     done = subprocess.run(
-        [sys.executable, "-P", __file__, "--child", str(students), str(days), mode, str(dump)],
+        [sys.executable, "-P", __file__, "--child", *child],
         capture_output=True,
         text=True,
         env=env,
@@ -383,20 +472,28 @@ def run_child(tree: Path, students: int, days: int, mode: str, dump: Path) -> di
 
 def main() -> None:
     parser = bench_parser(__doc__)
-    parser.add_argument("--child", nargs=4, metavar=("STUDENTS", "DAYS", "MODE", "DUMP"))
+    parser.add_argument("--child", nargs=5, metavar=("STUDENTS", "DAYS", "MODE", "DUMP", "STORE"))
     parser.add_argument("--baseline-tree", type=Path, help="Also measure the code there.")
     parser.add_argument("--days", type=int, nargs="+", default=[8, KEPT_DAYS])
     parser.add_argument("--students", type=int, nargs="+")
+    parser.add_argument(
+        "--rocksdb",
+        action="append",
+        default=[],
+        metavar="CACHE:BUFFER",
+        help="Also recover into RocksDB with this block cache and write buffer (MiB).",
+    )
     args = parser.parse_args()
     if args.child:
-        students, days, mode, dump = args.child
-        print(json.dumps(measure(int(students), int(days), mode, Path(dump))))
+        students, days, mode, dump, store = args.child
+        print(json.dumps(measure(int(students), int(days), mode, Path(dump), store)))
         return
+    stores = [f"rocksdb:{spec}" for spec in args.rocksdb]
     sizes = args.students or ((2_000, 10_000) if quick(args) else (10_000, 50_000))
     trees = [("now", HERE)]
     if args.baseline_tree:
         trees.insert(0, ("before", args.baseline_tree.resolve()))
-    rows, parts = [], []
+    rows, parts, rocks = [], [], []
     with tempfile.TemporaryDirectory(prefix="leap-memory-") as workdir:
         dump = Path(workdir) / "changelog.tsv"
         for students in sizes:
@@ -408,7 +505,22 @@ def main() -> None:
                         for mode in MODES:  # "recovered" reads the changelog "written" wrote
                             figures = run_child(tree, students, days, mode, dump)
                             runs.setdefault((mode, label), []).append(figures)
-                for (mode, label), measured in sorted(runs.items(), key=_row_order):
+                        for store in stores:  # the same changelog, into RocksDB
+                            figures = run_child(tree, students, days, "recovered", dump, store)
+                            runs.setdefault((store, label), []).append(figures)
+                for (store, label), measured in runs.items():
+                    if store in MODES:
+                        continue
+                    f = {k: median([m[k] for m in measured]) for k in measured[0]}
+                    rocks.append(
+                        [f"{students:,}", days, f"{f['records']:.1f}", store, label]
+                        + [f["rss"], f["windows"], f["databases"]]
+                        + [f[prop] for prop in ROCKSDB_MEMORY]
+                        + [f["disk"]]
+                    )
+                    print(f"  {rocks[-1]}", flush=True)
+                memory = {k: v for k, v in runs.items() if k[0] in MODES}
+                for (mode, label), measured in sorted(memory.items(), key=_row_order):
                     f = {k: median([m[k] for m in measured]) for k in measured[0]}
                     rows.append(
                         [f"{students:,}", days, f"{f['records']:.1f}", mode, label]
@@ -433,6 +545,15 @@ def main() -> None:
         + [f"{name} {part}" for name in TABLES[:4] for part in PARTS],
         parts,
     )
+    if rocks:
+        print_table(
+            "RocksDB store, recovered (bytes per student; CACHE:BUFFER MiB per database)",
+            [
+                *("students", "days", "day records", "store", "code", "RSS growth", "windows"),
+                *("databases", "memtables", "block cache", "table readers", "on disk"),
+            ],
+            rocks,
+        )
 
 
 if __name__ == "__main__":
