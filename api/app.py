@@ -30,7 +30,6 @@ from api.cohorts import distribution
 from api.contact import contact_preference
 from api.database import Database
 from api.engagement import engagement
-from api.gc_settings import serving_gc
 from api.history import history
 from api.metrics import RequestMetrics, metrics_endpoint
 from api.openapi import DOCUMENT
@@ -42,6 +41,7 @@ from api.state_reads import StateReads
 from api.tutees import tutees
 from leap.compacted import CompactedTopic
 from leap.contact import ContactPreferences
+from leap.gc_settings import serving_gc
 from leap.institution import load_institution
 from leap.policy import load_policy
 from leap.reference_data import load_reference_data

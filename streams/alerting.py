@@ -19,7 +19,7 @@ from leap.reference import Student
 from leap.roster import Roster
 from leap.scoring import daily_engagement
 from schemas.codec import AvroCodec
-from streams.batch_produce import send_by_student
+from streams.batch_produce import send_by_key
 from streams.day_record import day_sources, totals_key
 from streams.metrics import ALERTS
 from streams.table_batch import TableBatch, store_reader
@@ -98,7 +98,7 @@ class NoEngagementAlerts:
         # Published and acknowledged before the state says so: a crash in between publishes
         # again on redelivery (at least once) rather than never.
         encode = self.codec.encode
-        for ack in await send_by_student(
+        for ack in await send_by_key(
             self.topic.app, self.topic.get_topic_name(), [(a["student_id"], encode(a)) for a in out]
         ):
             await ack

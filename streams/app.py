@@ -11,6 +11,7 @@ from mode import CrashingSupervisor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from leap.contact import ContactPreferences
+from leap.gc_settings import relax_gc
 from leap.roster import Roster
 from leap.scoring import Policy
 from leap.settings import Settings
@@ -19,7 +20,6 @@ from streams.activity import ActivityProcessor
 from streams.alerting import NoEngagementAlerts
 from streams.clock import CLOCK_HEADER
 from streams.cohort_banding import CohortBanding
-from streams.current_event import processing
 from streams.day_close import DayCloser
 from streams.dead_letter import DeadLetters
 from streams.history_sink import HistorySink
@@ -152,8 +152,8 @@ def create_app(
         async for events in batches:
             for report in await reports.admit(events):
                 value = cast(Mapping[str, Any], report.value)  # JSON, from the topic
-                with processing(report):  # its table writes go to its partition
-                    await banding.on_report(value, report.message.partition)
+                await banding.on_report(value, report.message.partition)
+            await banding.commit()  # the rounds the reports wrote, then their positions
             await reports.commit()
 
     if settings.clock == "wall":
@@ -166,6 +166,12 @@ def create_app(
                 await activity_topic.send(
                     key=b"", value=b"", partition=partition, headers=[(CLOCK_HEADER, now)]
                 )
+
+    @app.task
+    async def collect_less() -> None:
+        """Once started: start-up's objects (roster, reference data, Faust's services)
+        frozen and the young generation collected less often, as the API does."""
+        relax_gc()
 
     @app.timer(CONSUMER_LAG_INTERVAL)
     async def report_consumer_lag() -> None:

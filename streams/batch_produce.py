@@ -1,11 +1,12 @@
-"""Producing many records keyed by student at once: one aiokafka record batch per partition.
+"""Producing many keyed records at once: one aiokafka record batch per partition.
 
-A day close publishes up to one ``IndicatorChange`` per student. Faust's ``Topic.send``
-costs ~380 µs of CPU a record (measured, bench/day_close.py: its futures, callbacks and
-buffer); this hands the records to Faust's own aiokafka producer as one record batch per
-partition (``create_batch``/``send_batch``), ~6 µs a record. Each record goes where Kafka's
+A day close publishes a cohort-score report per cohort and partition, and banding up to
+one ``IndicatorChange`` per student. Faust's ``Topic.send`` costs ~380 µs of CPU a record
+(measured, bench/day_close.py: its futures, callbacks and buffer); this hands the records
+to Faust's own aiokafka producer as one record batch per partition
+(``create_batch``/``send_batch``), ~6 µs a record. Each record goes where Kafka's
 default partitioner would put its key (murmur2, ``leap.reference.partition_for``), so a
-student's records keep one partition, and their order, whichever way they were produced.
+key's records keep one partition, and their order, whichever way they were produced.
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from faust.types import AppT
 
 from leap.reference import partition_for
 
-__all__ = ["send_by_student"]
+__all__ = ["send_by_key"]
 
 
-async def send_by_student(
+async def send_by_key(
     app: AppT, topic: str, records: Sequence[tuple[str, bytes]]
 ) -> list[asyncio.Future[RecordMetadata]]:
-    """Queue ``(student id, value)`` records on ``topic``, keyed by the id; returns the
-    futures of their batches, to await for the broker's acknowledgement."""
+    """Queue ``(key, value)`` records on ``topic``, keyed by the key's UTF-8 bytes;
+    returns the futures of their batches, to await for the broker's acknowledgement."""
     if not records:
         return []
     # Faust's aiokafka driver keeps the AIOKafkaProducer its own send() goes through.
@@ -35,9 +36,9 @@ async def send_by_student(
     partitions = len(await producer.partitions_for(topic))
     batches: dict[int, BatchBuilder] = {}
     sent: list[asyncio.Future[RecordMetadata]] = []
-    for student_id, value in records:
-        key = student_id.encode()
-        partition = partition_for(student_id, partitions)
+    for text_key, value in records:
+        key = text_key.encode()
+        partition = partition_for(text_key, partitions)
         batch = batches.get(partition)
         if batch is None:
             batch = batches[partition] = producer.create_batch()

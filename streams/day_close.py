@@ -13,13 +13,15 @@ read per student instead of one per window day, twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
 from functools import partial
 from typing import Any, cast
 
+from aiokafka.structs import RecordMetadata
 from faust.types import EventT, StoreT, TableT, TopicT
 
 from leap.lateness import amended_as_of_dates
@@ -28,6 +30,7 @@ from leap.roster import Roster
 from leap.scoring import Policy, Totals
 from leap.settings import Settings
 from streams.alerting import NoEngagementAlerts
+from streams.batch_produce import send_by_key
 from streams.day_record import day_sources, totals_key
 from streams.metrics import DAY_CLOSE_SECONDS, DAYS_CLOSED, STUDENTS_SCORED
 from streams.redis_sink import RedisSink
@@ -93,20 +96,20 @@ class DayCloser:
         for student in students:
             in_cohort = reports.setdefault(student.cohort, {})
             in_cohort[student.student_id] = _entry(windows[student.student_id])
-        sent = []
-        for cohort, scores in reports.items():
-            sent.append(
-                await self.cohort_scores.send(
-                    key=cohort.encode(),
-                    value={
-                        "cohort": cohort,
-                        "as_of": day.isoformat(),
-                        "partition": partition,
-                        "partitions": self.settings.partitions,
-                        "scores": scores,
-                    },
-                )
+        as_of = day.isoformat()
+        sent = await self._send_reports(
+            (
+                cohort,
+                {
+                    "cohort": cohort,
+                    "as_of": as_of,
+                    "partition": partition,
+                    "partitions": self.settings.partitions,
+                    "scores": scores,
+                },
             )
+            for cohort, scores in reports.items()
+        )
         # Acknowledged before the caller moves the partition's clock past the day: a crash
         # in between closes the day again on redelivery; a lost report would leave its
         # cohort's round incomplete for ever.
@@ -151,21 +154,20 @@ class DayCloser:
             for as_of in amended_as_of_dates(first, closed, window):
                 summary = read_summary(totals_on, as_of, window, self.policy)
                 reports.setdefault((student.cohort, as_of), {})[sid] = _entry(summary)
-        sent = []
-        for (cohort, as_of), scores in sorted(reports.items()):
-            sent.append(
-                await self.cohort_scores.send(
-                    key=cohort.encode(),
-                    value={
-                        "cohort": cohort,
-                        "as_of": as_of.isoformat(),
-                        "partition": partition,
-                        "partitions": self.settings.partitions,
-                        "scores": scores,
-                        "late": True,
-                    },
-                )
+        sent = await self._send_reports(
+            (
+                cohort,
+                {
+                    "cohort": cohort,
+                    "as_of": as_of.isoformat(),
+                    "partition": partition,
+                    "partitions": self.settings.partitions,
+                    "scores": scores,
+                    "late": True,
+                },
             )
+            for (cohort, as_of), scores in sorted(reports.items())
+        )
         for ack in sent:
             await ack
         rescored = [s for sid in late if (s := self.roster.get(sid)) is not None]
@@ -181,6 +183,19 @@ class DayCloser:
             partition,
             len(late),
             len(reports),
+        )
+
+    async def _send_reports(
+        self, reports: Iterable[tuple[str, dict[str, Any]]]
+    ) -> list[asyncio.Future[RecordMetadata]]:
+        """Queue ``(cohort, report)`` records keyed by cohort, encoded as ``Topic.send``
+        encodes them, as one record batch per partition (``Topic.send`` cost a produce
+        request every two or three reports); returns the futures to await."""
+        topic = self.cohort_scores
+        return await send_by_key(
+            topic.app,
+            topic.get_topic_name(),
+            [(cohort, topic.prepare_value(report, None)[0]) for cohort, report in reports],
         )
 
     def _cohorts(self, day: date) -> list[str]:

@@ -1,10 +1,10 @@
-"""The API's collector settings apply while serving, and are undone when it stops."""
+"""The collector settings apply while serving, and are undone when it stops."""
 
 from __future__ import annotations
 
 import gc
 
-from api.gc_settings import YOUNG_THRESHOLD, serving_gc
+from leap.gc_settings import YOUNG_THRESHOLD, serving_gc
 
 
 def test_serving_gc_freezes_start_up_and_raises_the_young_threshold() -> None:
