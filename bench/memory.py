@@ -48,7 +48,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ from leap.settings import Settings
 from streams.day_close import _entry
 from streams.day_record import DayRecord, day_sources, event_fingerprint, totals_key
 from streams.student_windows import StudentWindows
+from streams.table_batch import store_reader
 
 # A tree from before streams.indicator_record stored the state dict itself (imported only
 # from the tree measured: the editable install would find this checkout's otherwise).
@@ -121,14 +122,14 @@ class Term:
         self.last: date = self.term.last_day
 
     def windows_for(
-        self, totals: dict[str, Any], days: int
+        self, read: Callable[[str], Any], days: int
     ) -> tuple[StudentWindows, dict[tuple[date, int], dict[str, Any]]]:
-        """The day closer's windows after closing the last ``days`` days from ``totals``, and
-        the last day's summaries."""
+        """The day closer's windows after closing the last ``days`` days from the day
+        records ``read`` returns (a ``get``), and the last day's summaries."""
 
         def totals_of(sid: str) -> Any:
             def totals_on(day: date) -> Any:
-                value = totals.get(totals_key(sid, day))
+                value = read(totals_key(sid, day))
                 return day_sources(value) if value else None
 
             return totals_on
@@ -165,7 +166,7 @@ def written(t: Term) -> tuple[dict[str, dict[Any, Any]], Any]:
             record.sources[source] = record.sources.get(source, 0) + to_milli(item["quantity"])
 
     rounds_kept = min(t.days, settings.lateness_horizon_days + 1)
-    windows, closes = t.windows_for(totals, rounds_kept)
+    windows, closes = t.windows_for(totals.get, rounds_kept)
     rounds: dict[str, Any] = {}
     for (day, p), summaries in closes.items():
         reports: dict[str, dict[str, list[Any]]] = {}
@@ -341,14 +342,6 @@ def _apply(table: Any, events: list[Any]) -> None:
     events.clear()
 
 
-class _StoreReader:
-    """``get`` of a RocksDB-backed table as the worker's day closer reads it (outside any
-    event: the store looks the key up in each partition's database)."""
-
-    def __init__(self, table: Any) -> None:
-        self.get = table.data.get
-
-
 def measure(students: int, days: int, mode: str, dump: Path, store: str) -> dict[str, Any]:
     """One measurement, in this (fresh) process: the state "written" by a running worker
     (whose changelog is then written to ``dump``), or "recovered" from ``dump`` into
@@ -371,7 +364,7 @@ def measure(students: int, days: int, mode: str, dump: Path, store: str) -> dict
         stores = {
             name: (table.data.data, table.data._key_partition) for name, table in tables.items()
         }
-        windows, _ = t.windows_for(stores["daily_totals"][0], 1)  # the first close reads all
+        windows, _ = t.windows_for(stores["daily_totals"][0].get, 1)  # the first close reads all
     gc.collect()
     after = rss_kib(os.getpid())
     seen: set[int] = set()
@@ -402,7 +395,7 @@ def measure_rocksdb(students: int, days: int, dump: Path, store: str) -> dict[st
         gc.collect()
         before = rss_kib(os.getpid())
         recover(tables, dump)
-        windows, _ = t.windows_for(_StoreReader(tables["daily_totals"]), 1)  # type: ignore[arg-type]
+        windows, _ = t.windows_for(store_reader(tables["daily_totals"]), 1)
         gc.collect()
         after = rss_kib(os.getpid())
         totals = tables["daily_totals"].data
